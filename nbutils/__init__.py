@@ -1,0 +1,16 @@
+"""nbutils: the package behind the unlearning workbook's notebooks.
+
+Layout (one module per concept):
+- ``profiles``   named sizes (tiny / smol / paper) every notebook takes as ``PROFILE``
+- ``paths``      the one cache root and config-keyed artifact folders
+- ``data``       the fictitious world, TOFU and MUSE splits, probe sets, loading + validation
+- ``models``     loading (tiny from scratch, SmolLM2 wheel, hub), prompt formats
+- ``finetune``   target and retain models through transformers' Trainer
+- ``evaluation`` generation and metrics
+- ``run``        headless execution of every notebook with papermill
+"""
+
+from .setup import setup_notebook
+
+__all__ = ["setup_notebook"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Evaluation: generation, ROUGE and (later) every TOFU / MUSE / MIA metric."""

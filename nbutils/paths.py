@@ -1,0 +1,48 @@
+"""One cache root for every artifact the workbook makes (data, checkpoints, eval logs).
+
+Everything is keyed by the config that made it (see :func:`config_key`), so any notebook
+can run alone and reruns reuse work instead of repeating it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def cache_root() -> Path:
+    """Where artifacts live: ``$WORKBOOK_CACHE``, else ``.cache/`` in a source checkout,
+    else ``~/.cache/unlearning-workbook``."""
+    env = os.environ.get("WORKBOOK_CACHE")
+    if env:
+        root = Path(env).expanduser()
+    elif (REPO_ROOT / "pyproject.toml").exists():
+        root = REPO_ROOT / ".cache"
+    else:
+        root = Path.home() / ".cache" / "unlearning-workbook"
+    root.mkdir(parents=True, exist_ok=True)
+    return root
+
+
+def config_key(config, length: int = 10) -> str:
+    """A short stable hash of a (dataclass or JSON-able) config."""
+    if is_dataclass(config):
+        config = asdict(config)
+    blob = json.dumps(config, sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:length]
+
+
+def artifact_dir(kind: str, name: str, config) -> Path:
+    """``<cache>/<kind>/<name>-<hash of config>``; the config is written beside it."""
+    path = cache_root() / kind / f"{name}-{config_key(config)}"
+    path.mkdir(parents=True, exist_ok=True)
+    cfg_file = path / "config.json"
+    if not cfg_file.exists():
+        payload = asdict(config) if is_dataclass(config) else config
+        cfg_file.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
+    return path

