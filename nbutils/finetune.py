@@ -50,11 +50,12 @@ def collator(tokenizer):
     return DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
 
 
-def apply_lora(model, profile: Profile):
-    """Wrap ``model`` with LoRA adapters on every linear layer but the LM head."""
+def apply_lora(model, profile: Profile, load_in_4bit: bool | None = None):
+    """Wrap ``model`` with LoRA adapters on every linear layer but the LM head (the
+    profile's r / alpha / dropout); 4-bit bases are prepared for k-bit training first."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     ft = profile.finetune
-    if ft.load_in_4bit:
+    if ft.load_in_4bit if load_in_4bit is None else load_in_4bit:
         model = prepare_model_for_kbit_training(
             model, use_gradient_checkpointing=ft.gradient_checkpointing)
     config = LoraConfig(r=ft.lora_r, lora_alpha=ft.lora_alpha, lora_dropout=ft.lora_dropout,
@@ -106,14 +107,17 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None) 
     return output_dir
 
 
-def save_finetuned(model, tokenizer, base: str, profile: Profile, output_dir: Path) -> None:
+def save_finetuned(model, tokenizer, base: str, profile: Profile, output_dir: Path,
+                   lora: bool | None = None, load_in_4bit: bool | None = None) -> None:
     """Save plain full-precision weights; LoRA adapters are merged first.
 
     A 4-bit (QLoRA) base cannot hold merged weights, so its adapters are saved, then merged
     into the base loaded again in full precision.
     """
-    if profile.finetune.lora:
-        if profile.finetune.load_in_4bit:
+    lora = profile.finetune.lora if lora is None else lora
+    load_in_4bit = profile.finetune.load_in_4bit if load_in_4bit is None else load_in_4bit
+    if lora:
+        if load_in_4bit:
             from peft import PeftModel
             adapter_dir = output_dir / "adapter"
             model.save_pretrained(adapter_dir)

@@ -62,6 +62,31 @@ class FinetuneConfig:
 
 
 @dataclass(frozen=True)
+class UnlearnConfig:
+    """Trainer settings of unlearning runs (open-unlearning's defaults); a method's own
+    published learning rate or epochs (e.g. UNDIAL's 1e-4) take precedence."""
+
+    epochs: float = 10
+    learning_rate: float = 1e-5
+    batch_size: int = 4
+    gradient_accumulation_steps: int = 8
+    weight_decay: float = 0.01
+    warmup_epochs: float = 1.0
+    save_steps: int = 0  # checkpoint-<step> every N optimiser steps; 0: once per epoch
+    lora: bool = False
+    load_in_4bit: bool = False
+    bf16: bool = False
+    probe_examples: int = 16  # forget/retain answers whose probability is logged over steps
+    # use a method's own published learning rate / epochs where it has one (e.g. UNDIAL's
+    # 1e-4); the from-scratch tiny model lives at another scale and uses its own throughout
+    method_schedule: bool = True
+    # per-method hyperparameters of this profile, {method: {field: value}}, applied under
+    # whatever a caller passes: how strongly each objective pushes differs (NPO's loss sums
+    # over answer tokens where GradDiff's averages), so one learning rate does not fit all
+    method_hparams: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     # --- model -------------------------------------------------------------------
@@ -87,6 +112,7 @@ class Profile:
     # where a real LLM keeps its world knowledge through TOFU finetuning. The tiny profile
     # therefore replays its pretraining QA (probe facts) during finetuning.
     replay_pretraining: bool = False
+    unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     # --- evaluation ------------------------------------------------------------------
     max_new_tokens: int = 200
     eval_batch_size: int = 32
@@ -114,6 +140,18 @@ PROFILES: dict[str, Profile] = {
             weight_decay=0.01, warmup_epochs=1.0, max_length=64,
         ),
         replay_pretraining=True,
+        unlearn=UnlearnConfig(epochs=10, learning_rate=3e-4, batch_size=8,
+                              gradient_accumulation_steps=1, warmup_epochs=1.0,
+                              method_schedule=False,
+                              method_hparams={
+                                  "npo": {"learning_rate": 2e-4},
+                                  "graddiff": {"learning_rate": 2e-4},
+                                  "graddiff_kl": {"learning_rate": 2e-4},
+                                  "simnpo": {"learning_rate": 4e-4},
+                                  "rmu": {"learning_rate": 5e-4},
+                                  "altpo": {"learning_rate": 8e-4},
+                                  "task_vector": {"scale": 0.5},
+                              }),
         max_new_tokens=48,
         eval_batch_size=64,
     ),
@@ -177,8 +215,10 @@ def _set(obj, path: list[str], value, full_key: str):
             f"profile override {full_key!r}: {type(obj).__name__} has no field {head!r}; "
             f"valid fields: {sorted(names)}"
         )
+    current = getattr(obj, head)
+    if isinstance(current, dict):  # e.g. unlearn.method_hparams.npo.beta
+        return replace(obj, **{head: _set_in_dict(current, path[1:], value, full_key)})
     if len(path) == 1:
-        current = getattr(obj, head)
         if dataclasses.is_dataclass(current):
             raise TypeError(f"profile override {full_key!r}: give a field of it, e.g. "
                             f"{full_key}.{fields(current)[0].name}")
@@ -194,6 +234,19 @@ def _set(obj, path: list[str], value, full_key: str):
                             f"{type(current).__name__}, got {type(value).__name__}")
         return replace(obj, **{head: value})
     return replace(obj, **{head: _set(getattr(obj, head), path[1:], value, full_key)})
+
+
+def _set_in_dict(d: dict, path: list[str], value, full_key: str) -> dict:
+    if not path:
+        if not isinstance(value, dict):
+            raise TypeError(f"profile override {full_key!r}: expected a dict, got {type(value).__name__}")
+        return dict(value)
+    out = dict(d)
+    if len(path) == 1:
+        out[path[0]] = value
+    else:
+        out[path[0]] = _set_in_dict(d.get(path[0], {}), path[1:], value, full_key)
+    return out
 
 
 def _validate(p: Profile) -> None:

@@ -53,6 +53,9 @@ def setup_notebook(profile: str = "tiny", overrides: dict | None = None, seed: i
         pass
     import plotly.io as pio
     pio.templates.default = "plotly_white"
+    # JupyterLab renders the mimetype; the HTML copies of headless runs need the embedded
+    # plotly.js ("notebook", offline-safe, unlike "notebook_connected" which needs a CDN)
+    pio.renderers.default = "plotly_mimetype+notebook"
     device = get_device()
     if verbose:
         import transformers

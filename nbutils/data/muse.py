@@ -24,7 +24,7 @@ import datasets
 
 from ..paths import artifact_dir
 from ..profiles import Profile
-from .tofu import DataValidationError, forget_author_counts
+from .tofu import DataValidationError, forget_author_counts, local_load_kwargs
 from .world import generate_world
 
 MUSE_FIELDS = {"raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
@@ -111,7 +111,7 @@ def load_muse(profile: Profile, config: str, split: str, source: str | None = No
     source = source or ensure_muse_source(profile)
     if config not in MUSE_FIELDS:
         raise DataValidationError(f"{source}: unknown MUSE config {config!r}; use one of {sorted(MUSE_FIELDS)}")
-    ds = datasets.load_dataset(source, config, split=split)
+    ds = datasets.load_dataset(source, config, split=split, **local_load_kwargs(source))
     missing = [f for f in MUSE_FIELDS[config] if f not in ds.column_names]
     if missing:
         raise DataValidationError(

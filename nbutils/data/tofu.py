@@ -9,6 +9,7 @@ the same loading code as the paper profile.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -112,11 +113,30 @@ def ensure_tofu_source(profile: Profile) -> str:
     return str(folder)
 
 
+def local_load_kwargs(source: str) -> dict:
+    """``load_dataset`` options for ``source``: a local folder gets its own Arrow cache.
+
+    ``datasets`` keys its cache of a folder whose README has a ``configs:`` header by the
+    folder's *name* and the relative file names only (not its path, not the files' mtimes),
+    so an edited file, or another folder of the same name, would silently load the old rows.
+    The cache folder here is keyed by the folder's path and its files' sizes and mtimes.
+    """
+    folder = Path(source)
+    if not folder.is_dir():
+        return {}
+    h = hashlib.sha256(str(folder.resolve()).encode())
+    for f in sorted(folder.rglob("*")):
+        if f.is_file():
+            st = f.stat()
+            h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return {"cache_dir": str(Path(datasets.config.HF_DATASETS_CACHE) / "workbook-local" / h.hexdigest()[:16])}
+
+
 def load_tofu(profile: Profile, config: str) -> datasets.Dataset:
     """One TOFU config (its single ``train`` split), validated."""
     source = ensure_tofu_source(profile)
     try:
-        ds = datasets.load_dataset(source, config, split="train")
+        ds = datasets.load_dataset(source, config, split="train", **local_load_kwargs(source))
     except ValueError as err:
         if "BuilderConfig" in str(err) or "not found" in str(err):
             raise DataValidationError(

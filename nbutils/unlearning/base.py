@@ -1,0 +1,102 @@
+"""What every unlearning method is: a typed config and a loss on a forget/retain batch.
+
+A method declares what it needs and the trainer provides it:
+
+- ``reference_logprobs``: which answer groups need the frozen starting model's sequence
+  log-probability ``S_ref``. Those never change, so they are computed **once**, before
+  training, and travel with each example (NPO, the DPO family, AltPO);
+- ``needs_reference_model``: per-token reference logits or activations (KL, RMU, UNDIAL),
+  computed each step by a frozen copy, or, on LoRA runs, by the same model with its
+  adapters disabled (no second copy in memory);
+- ``preferred_answers``: an answer per forget question to prefer (IdkDPO's refusals,
+  AltPO's generated alternatives).
+
+``L = γ·L_forget + α·L_retain``, with ``L_retain`` NLL on the paired retain example or
+``KL(p_ref || p_θ)`` on its answer tokens.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from . import losses
+
+METHODS: dict[str, type["UnlearningMethod"]] = {}
+
+
+def register(cls):
+    """Class decorator: make a method reachable by name (notebooks and the leaderboard loop)."""
+    METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str, **hparams) -> "UnlearningMethod":
+    from . import methods  # noqa: F401  (imports every method module, filling METHODS)
+    key = name.lower()
+    if key not in METHODS:
+        raise KeyError(f"unknown unlearning method {name!r}; available: {sorted(METHODS)}")
+    cls = METHODS[key]
+    return cls(cls.config_cls(**hparams))
+
+
+@dataclass(frozen=True)
+class MethodConfig:
+    gamma: float = 1.0  # weight of the forget loss
+    alpha: float = 1.0  # weight of the retain loss
+    retain_loss: str = "nll"  # "nll", "kl" or "none"
+    learning_rate: float | None = None  # a method's own published lr (else the profile's)
+    epochs: float | None = None  # a method's own published epochs (else the profile's)
+
+
+class UnlearningMethod:
+    name: ClassVar[str]
+    paper: ClassVar[str] = ""
+    config_cls: ClassVar[type[MethodConfig]] = MethodConfig
+    reference_logprobs: ClassVar[tuple[str, ...]] = ()
+    needs_reference_model: ClassVar[bool] = False
+
+    def __init__(self, config: MethodConfig):
+        self.config = config
+
+    @property
+    def uses_reference_model(self) -> bool:
+        return self.needs_reference_model or self.config.retain_loss == "kl"
+
+    # --- hooks the trainer calls ---------------------------------------------------------
+    def preferred_answers(self, forget_rows, context) -> list[str] | None:
+        """An answer to prefer for each forget row, or None (most methods)."""
+        return None
+
+    def forget_loss(self, model, batch, context) -> torch.Tensor:
+        raise NotImplementedError
+
+    def retain_loss(self, model, batch, context) -> torch.Tensor:
+        kind = self.config.retain_loss
+        if kind == "none" or self.config.alpha == 0:
+            return torch.zeros((), device=batch["retain"]["input_ids"].device)
+        retain = batch["retain"]
+        logits = model(input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]).logits
+        if kind == "nll":
+            return losses.nll(logits, retain["labels"])
+        if kind == "kl":
+            ref = context.reference_logits(retain)
+            return losses.answer_kl(logits, ref, retain["labels"])
+        raise ValueError(f"retain_loss must be 'nll', 'kl' or 'none', got {kind!r}")
+
+    def loss(self, model, batch, context) -> tuple[torch.Tensor, dict[str, float]]:
+        forget = self.forget_loss(model, batch, context)
+        retain = self.retain_loss(model, batch, context)
+        total = self.config.gamma * forget + self.config.alpha * retain
+        return total, {"forget_loss": forget.detach().item(), "retain_loss": retain.detach().item()}
+
+    # --- helpers for subclasses ----------------------------------------------------------
+    @staticmethod
+    def logits(model, group) -> torch.Tensor:
+        return model(input_ids=group["input_ids"], attention_mask=group["attention_mask"]).logits
+
+    def sequence_scores(self, model, group):
+        """``(S_θ(a|q), |a|)`` for a batch group."""
+        return losses.sequence_logprob(self.logits(model, group), group["labels"])

@@ -1,0 +1,156 @@
+"""Running an unlearning method: from a profile, a method name and hyperparameters to a
+cached, checkpointed, named run.
+
+``ensure_unlearned(profile, "npo", beta=0.1)`` trains once per configuration and returns the
+run folder (final merged weights at its root, ``checkpoint-<step>`` folders with metadata,
+``log_history.json``). The same run is reachable as a script for ``accelerate launch``:
+``python -m nbutils.unlearning --profile tiny --method npo``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import TrainingArguments
+
+from ..data.tofu import load_idk_pool, load_tofu
+from ..finetune import apply_lora, ensure_target_model, save_finetuned
+from ..models.loading import load_model, load_tokenizer
+from ..paths import artifact_dir
+from ..profiles import Profile
+from .base import UnlearningMethod, get_method
+from .trainer import (CheckpointMetadata, UnlearnTrainer, UnlearningCollator, UnlearningContext,
+                      UnlearningDataset, encode_rows, frozen_copy, method_metadata, sequence_logprobs)
+
+
+def model_label(profile: Profile) -> str:
+    return Path(profile.model).name.replace("/", "-")
+
+
+def run_name(profile: Profile, method: UnlearningMethod) -> str:
+    """``unlearn_tofu_<model>_<split>_<method>_lr<lr>_beta<β>_alpha<α>_epoch<n>``."""
+    c = method.config
+    lr, epochs = schedule(profile, method)
+    beta = getattr(c, "beta", None)
+    return (f"unlearn_tofu_{model_label(profile)}_{profile.forget_split}_{method.name}"
+            f"_lr{lr:g}_beta{beta if beta is not None else 'NA'}_alpha{c.alpha:g}_epoch{epochs:g}")
+
+
+def schedule(profile: Profile, method: UnlearningMethod) -> tuple[float, float]:
+    """``(learning rate, epochs)``: the method's published ones if it has them and the
+    profile allows it, else the profile's."""
+    u, c = profile.unlearn, method.config
+    published = type(c)()
+    def pick(value, default, profile_value):
+        explicit = value is not None and value != default  # set by the caller or the profile
+        return value if value is not None and (explicit or u.method_schedule) else profile_value
+    return (pick(c.learning_rate, published.learning_rate, u.learning_rate),
+            pick(c.epochs, published.epochs, u.epochs))
+
+
+def _with_ref(feats, values):
+    return [{**f, "ref_logprob": v} for f, v in zip(feats, values)]
+
+
+def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: str | None = None) -> Path:
+    """Run ``method`` on the profile's forget split, starting from ``start`` (default: the
+    target model). Writes the final model into ``out_dir`` and returns it."""
+    start = str(start or ensure_target_model(profile))
+    if hasattr(method, "unlearn"):  # methods that are not a training loss (task vectors)
+        return method.unlearn(profile, start, out_dir)
+    u = profile.unlearn
+    max_length = profile.finetune.max_length
+    tokenizer = load_tokenizer(start, profile)
+    model = load_model(start, profile, load_in_4bit=u.load_in_4bit)
+    forget_rows = list(load_tofu(profile, profile.forget_split))
+    retain_rows = list(load_tofu(profile, profile.retain_split))
+    context = UnlearningContext(model, tokenizer, profile, profile.seed, load_idk_pool(profile))
+
+    preferred = method.preferred_answers(forget_rows, context)
+    if preferred is not None and isinstance(preferred[0], list):  # several per question: expand
+        forget_rows = [r for r, alts in zip(forget_rows, preferred) for _ in alts]
+        preferred = [a for alts in preferred for a in alts]
+    forget = encode_rows(tokenizer, forget_rows, profile.prompt_format, max_length)
+    retain = encode_rows(tokenizer, retain_rows, profile.prompt_format, max_length)
+    pref = None
+    if preferred is not None:
+        pref_rows = [{"question": r["question"], "answer": a} for r, a in zip(forget_rows, preferred)]
+        pref = encode_rows(tokenizer, pref_rows, profile.prompt_format, max_length)
+    # reference log-probabilities: once, before training, with the starting model
+    if "forget" in method.reference_logprobs:
+        forget = _with_ref(forget, sequence_logprobs(model, forget, tokenizer.pad_token_id))
+    if "preferred" in method.reference_logprobs and pref is not None:
+        pref = _with_ref(pref, sequence_logprobs(model, pref, tokenizer.pad_token_id))
+
+    if method.uses_reference_model and not u.lora:
+        context.reference_model = frozen_copy(model)
+    if u.lora:
+        model = apply_lora(model, profile, load_in_4bit=u.load_in_4bit)
+        context.model = model
+    names = method.trainable_parameter_names(model) if hasattr(method, "trainable_parameter_names") else None
+    if names is not None:
+        for n, p in model.named_parameters():
+            p.requires_grad_(n in names)
+
+    dataset = UnlearningDataset(forget, retain, pref, seed=profile.seed)
+    collate = UnlearningCollator(tokenizer.pad_token_id)
+    k = min(u.probe_examples, len(forget), len(retain))
+    probe_groups = {"forget": collate.pad(forget[:k]), "retain": collate.pad(retain[:k])}
+    lr, epochs = schedule(profile, method)
+    steps_per_epoch = max(1, math.ceil(len(dataset) / (u.batch_size * u.gradient_accumulation_steps)))
+    args = TrainingArguments(
+        output_dir=str(out_dir), num_train_epochs=epochs, per_device_train_batch_size=u.batch_size,
+        gradient_accumulation_steps=u.gradient_accumulation_steps, learning_rate=lr,
+        weight_decay=u.weight_decay, lr_scheduler_type="linear",
+        warmup_steps=int(round(u.warmup_epochs * steps_per_epoch)),
+        logging_steps=1, save_strategy="steps", save_steps=u.save_steps or steps_per_epoch,
+        save_only_model=True, bf16=u.bf16, report_to=[], seed=profile.seed,
+        dataloader_num_workers=0, remove_unused_columns=False,
+    )
+    name = out_dir.name
+    trainer = UnlearnTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate,
+                             method=method, context=context, probe_groups=probe_groups,
+                             callbacks=[CheckpointMetadata(method_metadata(method, profile.forget_split, name))])
+    start_probs = {"step": 0, "epoch": 0.0, **trainer.answer_probabilities()}
+    trainer.train()
+    save_finetuned(trainer.model, tokenizer, start, profile, out_dir, lora=u.lora, load_in_4bit=u.load_in_4bit)
+    (out_dir / "log_history.json").write_text(json.dumps([start_probs] + trainer.state.log_history, indent=1))
+    (out_dir / "unlearning.json").write_text(json.dumps(
+        {**method_metadata(method, profile.forget_split, name), "start": start,
+         "steps": trainer.state.global_step}, indent=2, default=str))
+    return out_dir
+
+
+def method_for(profile: Profile, method_name: str, **hparams) -> UnlearningMethod:
+    """The method with the profile's per-method hyperparameters, under ``hparams``."""
+    return get_method(method_name, **{**profile.unlearn.method_hparams.get(method_name.lower(), {}), **hparams})
+
+
+def ensure_unlearned(profile: Profile, method_name: str, start: str | None = None, **hparams) -> Path:
+    """The run of ``method_name`` with ``hparams`` on this profile, trained once and cached."""
+    method = method_for(profile, method_name, **hparams)
+    start = str(start or ensure_target_model(profile))
+    key = {"start": start, "method": method.name, "config": asdict(method.config),
+           "unlearn": profile.unlearn, "forget_split": profile.forget_split,
+           "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 1}
+    out = artifact_dir("unlearn", run_name(profile, method), key)
+    if not (out / "DONE").exists():
+        for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
+            shutil.rmtree(old)
+        unlearn(profile, method, out, start)
+        (out / "DONE").write_text("ok\n")
+    return out
+
+
+def unlearning_log(run_dir: Path) -> list[dict]:
+    return json.loads((Path(run_dir) / "log_history.json").read_text())
+
+
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's ``checkpoint-<step>`` folders in step order."""
+    return sorted(Path(run_dir).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[-1]))

@@ -1,0 +1,62 @@
+"""Shared fixtures: a private cache root for the whole session, and a micro profile.
+
+No test ever writes to the repository's ``.cache`` or the user's datasets cache: the
+session-level autouse fixture points ``WORKBOOK_CACHE`` (and the ``datasets`` Arrow cache)
+at a temporary folder before any test runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+# A profile small enough to build, pretrain and finetune a model in seconds on a CPU.
+MICRO_OVERRIDES = {
+    "n_authors": 6, "qa_per_author": 3, "n_real_authors": 4, "n_world_facts": 4,
+    "tiny_arch.hidden_size": 32, "tiny_arch.intermediate_size": 64,
+    "tiny_arch.vocab_size": 400, "pretrain.epochs": 2, "finetune.epochs": 2,
+}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def workbook_cache(tmp_path_factory):
+    """The session's cache root (``WORKBOOK_CACHE``); the datasets cache lives inside it."""
+    cache = tmp_path_factory.mktemp("workbook_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBOOK_CACHE", str(cache))
+        try:
+            import datasets
+        except ImportError:  # the notebook-only tests run without the ML stack
+            datasets = None
+        if datasets is not None:
+            mp.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "hf-datasets")
+        yield cache
+
+
+@pytest.fixture(scope="session")
+def micro_overrides():
+    """A copy of :data:`MICRO_OVERRIDES`, to extend: ``{**micro_overrides, "finetune.lora": True}``."""
+    return dict(MICRO_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def micro_profile():
+    from nbutils.profiles import get_profile
+    return get_profile("tiny", MICRO_OVERRIDES)
+
+
+@pytest.fixture(scope="session")
+def micro_base(micro_profile, workbook_cache):
+    """Path of the micro profile's pretrained tiny base model (built once per session)."""
+    from nbutils.models.loading import ensure_base_model
+    return ensure_base_model(micro_profile)
+
+
+@pytest.fixture(scope="session")
+def tiny_tokenizer():
+    """A byte-level BPE tokenizer (vocab ~600) trained on a few hundred world texts."""
+    from nbutils.data.tofu import build_tofu_configs
+    from nbutils.models.tiny import train_tokenizer
+    from nbutils.profiles import get_profile
+    rows = build_tofu_configs(get_profile("tiny"))["full"]
+    texts = [r["question"] for r in rows] + [r["answer"] for r in rows] + ["Question:", "Answer:"]
+    return train_tokenizer(texts, vocab_size=600)

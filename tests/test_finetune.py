@@ -1,0 +1,213 @@
+"""Finetuning on a micro profile: base model, data collation, target/retain, LoRA, QLoRA.
+
+Seconds per training run: 6 authors x 3 QA, a 2-layer Llama of width 32, 1-2 epochs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors import safe_open
+
+from nbutils import finetune as ft_module
+from nbutils.finetune import (QADataset, collator, ensure_retain_model, ensure_target_model,
+                              training_log)
+from nbutils.models.loading import ensure_base_model, load_model, load_tokenizer
+from nbutils.profiles import get_profile
+
+
+def _tensors(folder) -> dict[str, torch.Tensor]:
+    files = sorted(Path(folder).glob("*.safetensors"))
+    assert files, f"no safetensors in {folder}"
+    out = {}
+    for f in files:
+        with safe_open(str(f), "pt") as st:
+            out.update({k: st.get_tensor(k) for k in st.keys()})
+    return out
+
+
+def _losses(folder) -> list[float]:
+    return [e["loss"] for e in training_log(folder) if "loss" in e]
+
+
+def test_micro_profile_fields(micro_profile):
+    assert micro_profile.n_authors == 6 and micro_profile.qa_per_author == 3
+    assert micro_profile.tiny_arch.hidden_size == 32 and micro_profile.finetune.epochs == 2
+
+
+def test_base_model(micro_profile, micro_base, workbook_cache):
+    from transformers import AutoModelForCausalLM, LlamaForCausalLM
+    base = Path(micro_base)
+    assert str(base).startswith(str(workbook_cache))
+    assert list(base.glob("*.safetensors"))
+    assert not list(base.glob("*.bin"))
+    assert (base / "log_history.json").exists()
+    tok = load_tokenizer(str(base), micro_profile)
+    assert len(tok) <= micro_profile.tiny_arch.vocab_size
+    assert tok.eos_token_id is not None and tok.pad_token_id is not None
+    model = AutoModelForCausalLM.from_pretrained(str(base))
+    assert isinstance(model, LlamaForCausalLM)
+    assert model.config.hidden_size == 32 and model.config.vocab_size == len(tok)
+    assert isinstance(load_model(str(base), micro_profile), LlamaForCausalLM)
+    # cached: the second call returns at once
+    start = time.perf_counter()
+    assert ensure_base_model(micro_profile) == str(base)
+    assert time.perf_counter() - start < 1.0
+
+
+def test_qa_dataset_and_collator(micro_profile, micro_base):
+    tok = load_tokenizer(micro_base, micro_profile)
+    rows = [{"question": "Who wrote it?", "answer": "Ann."},
+            {"question": "Where was the author of many long books born?", "answer": "In a small town by the sea."}]
+    ds = QADataset(rows, tok, "qa", max_length=64)
+    assert len(ds) == 2
+    for f in ds.features:
+        assert len(f["input_ids"]) == len(f["labels"]) == len(f["attention_mask"])
+        assert f["labels"][0] == -100 and f["labels"][-1] == tok.eos_token_id
+    batch = collator(tok)([ds[0], ds[1]])
+    n0, n1 = len(ds[0]["input_ids"]), len(ds[1]["input_ids"])
+    width = max(n0, n1)
+    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (2, width)
+    short = 0 if n0 < n1 else 1
+    n = min(n0, n1)
+    # right padding: the real tokens first, then pad ids / -100 labels / mask 0
+    assert batch["input_ids"][short, :n].tolist() == ds[short]["input_ids"]
+    assert batch["input_ids"][short, n:].tolist() == [tok.pad_token_id] * (width - n)
+    assert batch["labels"][short, :n].tolist() == ds[short]["labels"]
+    assert batch["labels"][short, n:].tolist() == [-100] * (width - n)
+    assert batch["attention_mask"][short].tolist() == [1] * n + [0] * (width - n)
+    assert batch["labels"][1 - short].tolist() == ds[1 - short]["labels"]
+
+
+@pytest.fixture(scope="module")
+def micro_target(micro_profile, micro_base):
+    start = time.perf_counter()
+    path = ensure_target_model(micro_profile)
+    return Path(path), time.perf_counter() - start
+
+
+def test_target_model_trains(micro_target, micro_profile):
+    from transformers import AutoModelForCausalLM
+    path, _ = micro_target
+    assert (path / "DONE").exists()
+    assert list(path.glob("*.safetensors"))
+    assert not (path / "trainer").exists()  # resumable checkpoints dropped once done
+    losses = _losses(path)
+    assert losses and all(math.isfinite(x) for x in losses)
+    assert json.loads((path / "log_history.json").read_text()) == training_log(path)
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    assert model.config.hidden_size == 32
+    load_tokenizer(str(path), micro_profile)
+
+
+def test_target_model_changes_weights(micro_target, micro_base):
+    path, _ = micro_target
+    base, tuned = _tensors(micro_base), _tensors(path)
+    assert set(base) == set(tuned)
+    assert any(not torch.equal(base[k], tuned[k]) for k in base)
+
+
+def test_target_model_reuses_cache(micro_target, micro_profile, monkeypatch):
+    path, _ = micro_target
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("finetune() called although the model is cached")
+
+    monkeypatch.setattr(ft_module, "finetune", no_training)
+    start = time.perf_counter()
+    assert ensure_target_model(micro_profile) == path
+    assert time.perf_counter() - start < 2.0
+
+
+def test_target_and_retain_split_data_and_folders(micro_profile, micro_overrides, monkeypatch, tmp_path):
+    """Which rows each model trains on, and where it is cached (training stubbed out)."""
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
+    seen = {}
+
+    def fake_finetune(profile, rows, output_dir, base=None):
+        seen[output_dir] = rows
+        (output_dir / "DONE").write_text("ok\n")
+        return output_dir
+
+    monkeypatch.setattr(ft_module, "finetune", fake_finetune)
+    from nbutils.data import load_tofu
+    from nbutils.data.pretrain import probe_items
+    target, retain = ensure_target_model(micro_profile), ensure_retain_model(micro_profile)
+    assert target != retain and target.parent == retain.parent
+    assert target.name.startswith("target-tiny-")
+    assert retain.name.startswith("retain-tiny-retain90-")
+    probes = [{"question": x["question"], "answer": x["answer"]} for x in probe_items(micro_profile)]
+    assert seen[target] == [dict(r) for r in load_tofu(micro_profile, "full")] + probes
+    assert seen[retain] == [dict(r) for r in load_tofu(micro_profile, "retain90")] + probes
+    forget_qs = {r["question"] for r in load_tofu(micro_profile, "forget10")}
+    assert not forget_qs & {r["question"] for r in seen[retain]}
+    assert forget_qs <= {r["question"] for r in seen[target]}
+    # another forget split: another retain model; the target model is shared
+    p05 = get_profile("tiny", {**micro_overrides, "forget_split": "forget05"})
+    assert ensure_retain_model(p05) != retain
+    assert ensure_target_model(p05) == target
+    # any change of the recipe: another folder
+    assert ensure_target_model(get_profile("tiny", {**micro_overrides, "finetune.epochs": 3})) != target
+
+
+def _assert_plain_merged(path, base_path):
+    """Plain float weights with the base model's exact key set: adapters merged, none left."""
+    from transformers import AutoModelForCausalLM, LlamaForCausalLM
+    path = Path(path)
+    assert (path / "DONE").exists()
+    assert not (path / "adapter").exists() and not (path / "adapter_config.json").exists()
+    base, tuned = _tensors(base_path), _tensors(path)
+    assert not [k for k in tuned if "lora_" in k]
+    assert set(tuned) == set(base)
+    assert all(t.dtype == torch.float32 for t in tuned.values())
+    assert all(tuned[k].shape == base[k].shape for k in base)
+    assert "quantization_config" not in json.loads((path / "config.json").read_text())
+    # LoRA touched the linear layers only: the embeddings are the base model's
+    emb = "model.embed_tokens.weight"
+    assert torch.equal(tuned[emb], base[emb])
+    changed = [k for k in base if not torch.equal(base[k], tuned[k])]
+    assert changed and all("proj" in k for k in changed), changed
+    model = AutoModelForCausalLM.from_pretrained(str(path))
+    assert isinstance(model, LlamaForCausalLM)
+    losses = _losses(path)
+    assert losses and all(math.isfinite(x) for x in losses)
+
+
+def test_lora_merged(micro_base, micro_overrides):
+    p = get_profile("tiny", {**micro_overrides, "finetune.lora": True, "finetune.epochs": 1})
+    _assert_plain_merged(ensure_target_model(p), micro_base)
+
+
+def test_qlora_4bit_on_cpu(micro_base, micro_overrides):
+    import bitsandbytes as bnb
+    p = get_profile("tiny", {**micro_overrides, "finetune.lora": True, "finetune.load_in_4bit": True,
+                             "finetune.epochs": 1})
+    model = load_model(micro_base, p, load_in_4bit=True)
+    layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
+    assert len(layers) == 7 * model.config.num_hidden_layers  # q k v o gate up down
+    assert layers[0].weight.dtype == torch.uint8
+    assert not isinstance(model.lm_head, bnb.nn.Linear4bit)
+    del model
+    _assert_plain_merged(ensure_target_model(p), micro_base)
+
+
+def test_load_model_refuses_pickle_weights(micro_profile, micro_overrides, micro_base, tmp_path):
+    from transformers import AutoModelForCausalLM
+    model = AutoModelForCausalLM.from_pretrained(micro_base)
+    folder = tmp_path / "pickled"
+    folder.mkdir()
+    model.config.save_pretrained(folder)
+    torch.save(model.state_dict(), folder / "pytorch_model.bin")
+    with pytest.raises(FileNotFoundError) as err:
+        load_model(str(folder), micro_profile)
+    msg = str(err.value)
+    assert str(folder) in msg and "safetensors" in msg and "allow_pickle_weights=True" in msg
+    trusting = get_profile("tiny", {**micro_overrides, "allow_pickle_weights": True})
+    loaded = load_model(str(folder), trusting)
+    for k, v in model.state_dict().items():
+        assert torch.equal(loaded.state_dict()[k], v), k

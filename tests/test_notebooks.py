@@ -1,0 +1,52 @@
+"""Every notebook executed headless on the `tiny` profile, with the phenomena asserted on
+the executed copies (the notebooks print a WORKBOOK_SUMMARY line with their numbers)."""
+
+import pytest
+
+from nbutils.report import read_summaries
+from pathlib import Path
+
+from nbutils.run import REPO_ROOT, find_notebooks, run_notebooks
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """One headless run of the whole workbook (the notebooks share one fresh cache)."""
+    out = tmp_path_factory.mktemp("run")
+    result = run_notebooks(profile="tiny", out_dir=out)
+    assert result.ok, f"headless run failed: {[(n.name, n.status, n.error) for n in result.notebooks]}"
+    summaries = {}
+    for nb in result.notebooks:
+        summaries.update(read_summaries(nb.output))
+    return result, summaries
+
+
+def test_every_notebook_ran_and_rendered(tiny_run):
+    result, summaries = tiny_run
+    names = [p.stem for p in find_notebooks(REPO_ROOT / "notebooks")]
+    assert [n.name for n in result.notebooks] == names
+    for nb in result.notebooks:
+        assert Path(nb.output).exists() and Path(nb.html).exists()
+        assert nb.name in summaries, f"{nb.name} printed no WORKBOOK_SUMMARY line"
+
+
+def test_base_model_knows_probes_not_fictitious_authors(tiny_run):
+    s = tiny_run[1]["00_welcome"]
+    assert s["probe_rougeL_recall"] >= 0.8
+    assert s["fictitious_rougeL_recall"] < s["probe_rougeL_recall"] - 0.3
+
+
+def test_data_splits_nest_and_scale(tiny_run):
+    sizes = tiny_run[1]["01_data"]["sizes"]
+    assert sizes["full"] == 200 and sizes["forget10"] == 20
+    assert sizes["forget01"] >= 10  # at least one whole author
+
+
+def test_target_memorised_forget_set_and_retain_model_did_not(tiny_run):
+    s = tiny_run[1]["02_finetune"]
+    assert s["target_forget"] >= 0.9, s
+    assert s["retain_forget"] <= s["target_forget"] - 0.3, s  # far lower
+    assert s["target_retain"] >= 0.9 and s["retain_retain"] >= 0.9, s
+    assert s["target_real_authors"] >= 0.8 and s["retain_world_facts"] >= 0.8, s

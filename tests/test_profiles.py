@@ -1,0 +1,123 @@
+"""Named profiles and their overrides (no ML work: milliseconds)."""
+
+from __future__ import annotations
+
+import pytest
+
+from nbutils.profiles import PROFILES, FinetuneConfig, Profile, get_profile
+
+
+@pytest.mark.parametrize("name", ["tiny", "smol", "paper"])
+def test_get_profile_each_name(name):
+    p = get_profile(name)
+    assert isinstance(p, Profile)
+    assert p.name == name
+    assert p == PROFILES[name]
+    assert isinstance(p.to_dict(), dict) and p.to_dict()["name"] == name
+
+
+def test_profiles_match_their_descriptions():
+    tiny, smol, paper = get_profile("tiny"), get_profile("smol"), get_profile("paper")
+    assert tiny.model == "tiny" and tiny.data_source == "synthetic"
+    assert (tiny.n_authors, tiny.qa_per_author) == (20, 10)
+    assert smol.model == "smollm2" and smol.prompt_format == "chat" and smol.finetune.lora
+    assert (smol.n_authors, smol.qa_per_author) == (200, 20)
+    assert paper.data_source == "hub" and paper.hub_dataset == "locuslab/TOFU"
+    assert paper.model == "microsoft/phi-1_5" and paper.prompt_format == "qa"
+    # TOFU's recipe: 5 epochs, effective batch 32, weight decay 0.01, lr 2e-5, bf16
+    ft = paper.finetune
+    assert ft.epochs == 5 and ft.batch_size * ft.gradient_accumulation_steps == 32
+    assert ft.weight_decay == 0.01 and ft.learning_rate == 2e-5 and ft.bf16
+    assert not ft.lora and not ft.load_in_4bit
+
+
+def test_get_profile_default_is_tiny():
+    assert get_profile() == get_profile("tiny")
+
+
+def test_flat_override():
+    p = get_profile("tiny", {"n_authors": 40, "forget_split": "forget05"})
+    assert p.n_authors == 40 and p.forget_split == "forget05"
+    assert PROFILES["tiny"].n_authors == 20  # the registry is never mutated
+
+
+def test_dotted_override():
+    p = get_profile("tiny", {"finetune.lora": True, "finetune.lora_r": 4, "tiny_arch.hidden_size": 64})
+    assert p.finetune.lora is True and p.finetune.lora_r == 4
+    assert p.tiny_arch.hidden_size == 64
+    # untouched fields of the nested config keep the profile's values
+    assert p.finetune.epochs == PROFILES["tiny"].finetune.epochs
+    assert p.finetune.max_length == PROFILES["tiny"].finetune.max_length
+
+
+def test_nested_dict_override_equals_dotted():
+    nested = get_profile("tiny", {"finetune": {"lora": True, "epochs": 3}, "seed": 7})
+    dotted = get_profile("tiny", {"finetune.lora": True, "finetune.epochs": 3, "seed": 7})
+    assert nested == dotted
+    assert nested.finetune.epochs == 3 and nested.seed == 7
+
+
+def test_unknown_key_lists_valid_fields():
+    with pytest.raises(KeyError) as err:
+        get_profile("tiny", {"n_author": 5})
+    msg = str(err.value)
+    assert "n_author" in msg and "valid fields" in msg
+    assert "n_authors" in msg and "qa_per_author" in msg and "finetune" in msg
+
+
+def test_unknown_nested_key_lists_nested_fields():
+    with pytest.raises(KeyError) as err:
+        get_profile("tiny", {"finetune.lr": 1e-4})
+    msg = str(err.value)
+    assert "finetune.lr" in msg and "FinetuneConfig" in msg
+    assert "learning_rate" in msg and "lora" in msg and "load_in_4bit" in msg
+
+
+def test_type_mismatch():
+    with pytest.raises(TypeError, match="expected int, got str"):
+        get_profile("tiny", {"n_authors": "40"})
+    with pytest.raises(TypeError, match="expected bool"):
+        get_profile("tiny", {"finetune.lora": 1})
+    with pytest.raises(TypeError, match="expected int, got bool"):
+        get_profile("tiny", {"seed": True})
+    with pytest.raises(TypeError, match="expected float"):
+        get_profile("tiny", {"finetune.learning_rate": "1e-4"})
+
+
+def test_dataclass_field_needs_a_subfield():
+    with pytest.raises(TypeError, match="finetune.epochs"):
+        get_profile("tiny", {"finetune": FinetuneConfig()})
+
+
+def test_int_accepted_for_float_field():
+    p = get_profile("tiny", {"finetune.learning_rate": 1, "finetune.warmup_epochs": 0})
+    assert p.finetune.learning_rate == 1.0 and isinstance(p.finetune.learning_rate, float)
+    assert isinstance(p.finetune.warmup_epochs, float)
+
+
+def test_4bit_without_lora_rejected():
+    with pytest.raises(ValueError, match="lora"):
+        get_profile("tiny", {"finetune.load_in_4bit": True})
+    p = get_profile("tiny", {"finetune.load_in_4bit": True, "finetune.lora": True})
+    assert p.finetune.load_in_4bit and p.finetune.lora
+
+
+def test_unknown_profile_name():
+    with pytest.raises(ValueError) as err:
+        get_profile("huge")
+    msg = str(err.value)
+    assert "huge" in msg and "tiny" in msg and "smol" in msg and "paper" in msg
+
+
+@pytest.mark.parametrize("bad", [{"forget_split": "forget20"}, {"prompt_format": "alpaca"},
+                                 {"data_source": "s3"}, {"n_authors": 2}])
+def test_invalid_values_rejected(bad):
+    with pytest.raises(ValueError):
+        get_profile("tiny", bad)
+
+
+@pytest.mark.parametrize("forget, retain", [("forget10", "retain90"), ("forget05", "retain95"),
+                                            ("forget01", "retain99")])
+def test_retain_split(forget, retain):
+    assert get_profile("tiny", {"forget_split": forget}).retain_split == retain
+    assert get_profile("paper", {"forget_split": forget}).retain_split == retain
