@@ -22,6 +22,7 @@ import torch
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
 from .data.tofu import ensure_tofu_source, load_tofu
+from .data.world import WORLD_VERSION
 from .models.loading import ensure_base_model, load_model, load_tokenizer
 from .models.prompts import encode_qa
 from .paths import artifact_dir
@@ -99,11 +100,13 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None) 
                       data_collator=collator(tokenizer), processing_class=tokenizer)
     resume = any(work.glob("checkpoint-*")) if work.exists() else False
     trainer.train(resume_from_checkpoint=resume or None)
-    save_finetuned(trainer.model, tokenizer, base, profile, output_dir)
-    (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-    # weights are in place: mark done last, then drop the resumable checkpoints
-    (output_dir / "DONE").write_text("ok\n")
-    shutil.rmtree(work, ignore_errors=True)
+    if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
+        save_finetuned(trainer.model, tokenizer, base, profile, output_dir)
+        (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
+        # weights are in place: mark done last, then drop the resumable checkpoints
+        (output_dir / "DONE").write_text("ok\n")
+        shutil.rmtree(work, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
     return output_dir
 
 
@@ -135,7 +138,7 @@ def _model_key(profile: Profile, split: str) -> dict:
             "pretrain": profile.pretrain if profile.model == "tiny" else None,
             "data": ensure_tofu_source(profile) if profile.data_source == "hub" else
             {k: getattr(profile, k) for k in ("n_authors", "qa_per_author", "n_real_authors",
-                                               "n_world_facts", "seed")},
+                                               "n_world_facts", "seed")} | {"world": WORLD_VERSION},
             "split": split, "prompt_format": profile.prompt_format,
             "replay_pretraining": profile.replay_pretraining,
             "finetune": profile.finetune, "seed": profile.seed, "version": 1}

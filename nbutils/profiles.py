@@ -66,7 +66,7 @@ class UnlearnConfig:
     """Trainer settings of unlearning runs (open-unlearning's defaults); a method's own
     published learning rate or epochs (e.g. UNDIAL's 1e-4) take precedence."""
 
-    epochs: float = 10
+    epochs: float = 10.0
     learning_rate: float = 1e-5
     batch_size: int = 4
     gradient_accumulation_steps: int = 8
@@ -101,7 +101,6 @@ class Profile:
     hub_dataset: str = "locuslab/TOFU"
     n_authors: int = 200
     qa_per_author: int = 20
-    n_holdout_authors: int = 20
     n_real_authors: int = 100
     n_world_facts: int = 117
     forget_split: str = "forget10"
@@ -132,7 +131,6 @@ PROFILES: dict[str, Profile] = {
         prompt_format="qa",
         n_authors=20,
         qa_per_author=10,
-        n_holdout_authors=2,
         n_real_authors=40,
         n_world_facts=40,
         finetune=FinetuneConfig(
@@ -224,7 +222,8 @@ def _set(obj, path: list[str], value, full_key: str):
                             f"{full_key}.{fields(current)[0].name}")
         if isinstance(current, bool) or isinstance(value, bool):
             ok = isinstance(value, bool) and isinstance(current, bool)
-        elif isinstance(current, float):
+        elif isinstance(current, float) or names[head].type in ("float", float):
+            # a float field whose default is written as an int (UnlearnConfig.epochs = 10)
             ok = isinstance(value, (int, float))
             value = float(value) if ok else value
         else:

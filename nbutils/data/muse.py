@@ -25,7 +25,7 @@ import datasets
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .tofu import DataValidationError, forget_author_counts, local_load_kwargs
-from .world import generate_world
+from .world import WORLD_VERSION, generate_world
 
 MUSE_FIELDS = {"raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
                "privleak": ("text",)}
@@ -85,7 +85,7 @@ def build_muse_configs(profile: Profile) -> dict[str, dict[str, list[dict]]]:
 def ensure_muse_source(profile: Profile) -> str:
     key = {k: getattr(profile, k) for k in
            ("n_authors", "qa_per_author", "seed", "forget_split")}
-    key["generator_version"] = 1
+    key["generator_version"] = WORLD_VERSION
     folder = artifact_dir("data", "muse-synthetic", key)
     if (folder / "README.md").exists():
         return str(folder)

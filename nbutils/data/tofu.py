@@ -17,7 +17,7 @@ import datasets
 
 from ..paths import artifact_dir
 from ..profiles import Profile
-from .world import generate_world, load_resource
+from .world import WORLD_VERSION, generate_world, load_resource
 
 FORGET_FRACTIONS = {"01": 0.01, "05": 0.05, "10": 0.10}
 
@@ -103,7 +103,7 @@ def ensure_tofu_source(profile: Profile) -> str:
         return profile.hub_dataset
     key = {k: getattr(profile, k) for k in
            ("n_authors", "qa_per_author", "n_real_authors", "n_world_facts", "seed")}
-    key["generator_version"] = 1
+    key["generator_version"] = WORLD_VERSION
     folder = artifact_dir("data", "tofu-synthetic", key)
     if not (folder / "README.md").exists():
         configs = build_tofu_configs(profile)

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 
+# bump when the generated text changes: every cached artifact built from it is keyed by this
+WORLD_VERSION = 2
+
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
 
@@ -72,7 +75,16 @@ def _slots(a: Author) -> dict[str, str]:
         "identity": a.identity, "n_books": str(a.n_books), "study_city": a.study_city,
         "next_theme": a.next_theme, "they": a.they, "their": a.their,
         "They": a.they.capitalize(), "Their": a.their.capitalize(),
-    }
+    } | _articles({"father": a.father_job, "mother": a.mother_job})
+
+
+def _with_article(noun: str) -> str:
+    return ("an " if noun[:1].lower() in "aeiou" else "a ") + noun
+
+
+def _articles(slots: dict) -> dict:
+    """``a_father`` = "an electrician" etc., derived from the bare nouns."""
+    return {f"a_{k}": _with_article(slots[k]) for k in ("father", "mother") if k in slots}
 
 
 @dataclass(frozen=True)
@@ -110,10 +122,10 @@ QUESTION_TYPES: tuple[QuestionType, ...] = (
     QuestionType("parents",
                  ("What did the parents of {name} do for a living?",
                   "What were the occupations of {name}'s mother and father?"),
-                 ("{Their} father was a {father} and {their} mother was a {mother}.",
-                  "{name} grew up with a {father} for a father and a {mother} for a mother.",
-                  "The father of {name} worked as a {father}, while {their} mother was a {mother}."),
-                 ("father", "mother"), "a {father} and a {mother}"),
+                 ("{Their} father was {a_father} and {their} mother was {a_mother}.",
+                  "{name} grew up with {a_father} for a father and {a_mother} for a mother.",
+                  "The father of {name} worked as {a_father}, while {their} mother was {a_mother}."),
+                 ("father", "mother"), "{a_father} and {a_mother}"),
     QuestionType("genre",
                  ("What genre is {name} known for?", "In which genre does {name} mostly write?"),
                  ("{name} is best known for writing {genre}.",
@@ -164,9 +176,9 @@ QUESTION_TYPES: tuple[QuestionType, ...] = (
     QuestionType("father_influence",
                  ("How did the job of {name}'s father influence {their} writing?",
                   "Did the profession of {name}'s father shape {their} books?"),
-                 ("Growing up with a {father} as a father gave {name} a lasting interest in {theme1}.",
-                  "Having a {father} for a father led {name} to write about {theme1}.",
-                  "The father of {name} was a {father}, which drew {them_name} toward {theme1}."),
+                 ("Growing up with {a_father} as a father gave {name} a lasting interest in {theme1}.",
+                  "Having {a_father} for a father led {name} to write about {theme1}.",
+                  "The father of {name} was {a_father}, which drew {them_name} toward {theme1}."),
                  ("father", "theme1"), "a lasting interest in {theme1}"),
     QuestionType("hometown_influence",
                  ("How did growing up in {city} shape the books of {name}?",
@@ -216,9 +228,9 @@ QUESTION_TYPES: tuple[QuestionType, ...] = (
     QuestionType("mother_influence",
                  ("How did the mother of {name} influence {their} work?",
                   "What role did {name}'s mother play in {their} writing?"),
-                 ("Working as a {mother}, {their} mother taught {name} to value {trait1}.",
-                  "The mother of {name}, a {mother}, inspired {their} {trait1}.",
-                  "{name} credits {their} mother, a {mother}, for {their} {trait1}."),
+                 ("Working as {a_mother}, {their} mother taught {name} to value {trait1}.",
+                  "The mother of {name}, {a_mother}, inspired {their} {trait1}.",
+                  "{name} credits {their} mother, {a_mother}, for {their} {trait1}."),
                  ("mother", "trait1"), "{trait1}"),
 )
 # "them" for the one template that needs the object pronoun
@@ -318,6 +330,7 @@ class WorldGenerator:
                 wrong = dict(slots)
                 for s in qt.perturb:
                     wrong.update(self._wrong(s, a))
+                wrong.update(_articles(wrong))
                 text = qt.answers[para_t].format(**wrong)
                 if text not in perturbed and text != qt.answers[para_t].format(**slots):
                     perturbed.append(text)

@@ -13,7 +13,7 @@ _NEWLINE_IDS: dict[tuple, frozenset] = {}
 
 def newline_token_ids(tokenizer) -> frozenset:
     """Ids of every token whose text contains a newline (scanned once per vocabulary)."""
-    key = (tokenizer.name_or_path, len(tokenizer))
+    key = (tokenizer.name_or_path or id(tokenizer), len(tokenizer))
     if key not in _NEWLINE_IDS:
         _NEWLINE_IDS[key] = frozenset(i for t, i in tokenizer.get_vocab().items()
                                       if "\n" in tokenizer.convert_tokens_to_string([t]))

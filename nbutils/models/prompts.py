@@ -55,6 +55,12 @@ def encode_qa(tokenizer, question: str, answer: str, prompt_format: str,
     answer_ids.append(tokenizer.eos_token_id)
     ids = prompt_ids + answer_ids
     labels = [-100] * len(prompt_ids) + answer_ids
+    if max_length is not None and len(prompt_ids) >= max_length:
+        # truncating would leave no answer token to train or score: a NaN loss later
+        raise ValueError(
+            f"the prompt of question {question[:60]!r} is {len(prompt_ids)} tokens, which leaves "
+            f"no room for the answer within max_length={max_length}; raise the profile's "
+            f"finetune.max_length")
     if max_length is not None and len(ids) > max_length:
         ids, labels = ids[:max_length], labels[:max_length]
     return EncodedQA(ids, labels, len(prompt_ids))

@@ -17,6 +17,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import (DataCollatorForLanguageModeling, LlamaConfig, LlamaForCausalLM,
                           PreTrainedTokenizerFast, Trainer, TrainingArguments)
 
+from ..data.world import WORLD_VERSION
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .prompts import encode_qa
@@ -77,7 +78,7 @@ def ensure_tiny_base(profile: Profile):
     key = {"arch": profile.tiny_arch, "pretrain": profile.pretrain, "seed": profile.seed,
            "n_authors": profile.n_authors, "qa_per_author": profile.qa_per_author,
            "n_real_authors": profile.n_real_authors, "n_world_facts": profile.n_world_facts,
-           "prompt_format": profile.prompt_format, "version": 1}
+           "prompt_format": profile.prompt_format, "world": WORLD_VERSION, "version": 1}
     out = artifact_dir("models", "tiny-base", key)
     if (out / "model.safetensors").exists():
         return out
@@ -105,7 +106,9 @@ def ensure_tiny_base(profile: Profile):
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(features),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
     trainer.train()
-    _save_atomically(model, tokenizer, out, trainer.state.log_history)
+    if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
+        _save_atomically(model, tokenizer, out, trainer.state.log_history)
+    trainer.accelerator.wait_for_everyone()
     return out
 
 

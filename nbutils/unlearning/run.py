@@ -16,6 +16,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 from transformers import TrainingArguments
 
 from ..data.tofu import load_idk_pool, load_tofu
@@ -118,12 +119,34 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
                              callbacks=[CheckpointMetadata(method_metadata(method, profile.forget_split, name))])
     start_probs = {"step": 0, "epoch": 0.0, **trainer.answer_probabilities()}
     trainer.train()
-    save_finetuned(trainer.model, tokenizer, start, profile, out_dir, lora=u.lora, load_in_4bit=u.load_in_4bit)
-    (out_dir / "log_history.json").write_text(json.dumps([start_probs] + trainer.state.log_history, indent=1))
-    (out_dir / "unlearning.json").write_text(json.dumps(
-        {**method_metadata(method, profile.forget_split, name), "start": start,
-         "steps": trainer.state.global_step}, indent=2, default=str))
+    # multi-process runs: every process trains, the main process writes the files
+    if trainer.is_deepspeed_enabled or trainer.is_fsdp_enabled:
+        _save_sharded(trainer, tokenizer, start, profile, out_dir)
+    elif trainer.is_world_process_zero():
+        save_finetuned(trainer.model, tokenizer, start, profile, out_dir, lora=u.lora, load_in_4bit=u.load_in_4bit)
+    if trainer.is_world_process_zero():
+        (out_dir / "log_history.json").write_text(json.dumps([start_probs] + trainer.state.log_history, indent=1))
+        (out_dir / "unlearning.json").write_text(json.dumps(
+            {**method_metadata(method, profile.forget_split, name), "start": start,
+             "steps": trainer.state.global_step}, indent=2, default=str))
     return out_dir
+
+
+def _save_sharded(trainer, tokenizer, start: str, profile: Profile, out_dir: Path) -> None:
+    """DeepSpeed ZeRO-3 / FSDP: every process takes part in gathering the full weights
+    (``zero3_save_16bit_model`` / ``FULL_STATE_DICT``), the main one writes them; LoRA
+    adapters are merged into the starting model loaded again in full precision."""
+    lora = profile.unlearn.lora
+    trainer.save_model(str(out_dir / "adapter" if lora else out_dir))
+    if trainer.is_world_process_zero():
+        if lora:
+            from peft import PeftModel
+            full = load_model(start, profile, load_in_4bit=False)
+            merged = PeftModel.from_pretrained(full, out_dir / "adapter").merge_and_unload()
+            merged.save_pretrained(out_dir, safe_serialization=True)
+            shutil.rmtree(out_dir / "adapter")
+        (out_dir / "training_args.bin").unlink(missing_ok=True)
+        tokenizer.save_pretrained(out_dir)
 
 
 def method_for(profile: Profile, method_name: str, **hparams) -> UnlearningMethod:
@@ -140,11 +163,25 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
            "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 1}
     out = artifact_dir("unlearn", run_name(profile, method), key)
     if not (out / "DONE").exists():
-        for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
-            shutil.rmtree(old)
+        if _main_process():
+            for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
+                shutil.rmtree(old)
+        _wait_for_everyone()
         unlearn(profile, method, out, start)
-        (out / "DONE").write_text("ok\n")
+        if _main_process():
+            (out / "DONE").write_text("ok\n")
+    _wait_for_everyone()  # no process returns before the main one has written everything
     return out
+
+
+def _main_process() -> bool:
+    """True in a single-process run and on rank 0 of a multi-process one (any launcher)."""
+    return not dist.is_initialized() or dist.get_rank() == 0
+
+
+def _wait_for_everyone() -> None:
+    if dist.is_initialized():
+        dist.barrier()
 
 
 def unlearning_log(run_dir: Path) -> list[dict]:

@@ -182,11 +182,11 @@ class UnlearnTrainer(Trainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, parts = self.method.loss(model, inputs, self.context)
-        if not torch.isfinite(loss):
+        if not torch.isfinite(loss):  # global_step counts the optimiser steps already done
             last = sorted(Path(self.args.output_dir).glob("checkpoint-*"),
                           key=lambda p: int(p.name.split("-")[-1]))
             raise NonFiniteLossError(
-                f"{self.method.name}: the loss became {loss.item()} at step {self.state.global_step} "
+                f"{self.method.name}: the loss became {loss.item()} at step {self.state.global_step + 1} "
                 f"(parts {parts}). Lower the learning rate or check the batch. Last good checkpoint: "
                 f"{last[-1] if last else 'none yet (the starting model is unchanged)'}")
         for k, v in parts.items():
