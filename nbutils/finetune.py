@@ -98,6 +98,8 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None) 
     args = training_arguments(profile, work, len(dataset))
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=collator(tokenizer), processing_class=tokenizer)
+    from .unlearning.trainer import quiet_logging
+    quiet_logging(trainer)
     resume = any(work.glob("checkpoint-*")) if work.exists() else False
     trainer.train(resume_from_checkpoint=resume or None)
     if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes

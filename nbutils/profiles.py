@@ -148,6 +148,7 @@ PROFILES: dict[str, Profile] = {
                                   "simnpo": {"learning_rate": 4e-4},
                                   "rmu": {"learning_rate": 5e-4},
                                   "altpo": {"learning_rate": 8e-4},
+                                  "idknll": {"learning_rate": 6e-4},
                                   "task_vector": {"scale": 0.5},
                               }),
         max_new_tokens=48,

@@ -63,10 +63,17 @@ def build_muse_configs(profile: Profile) -> dict[str, dict[str, list[dict]]]:
                 for a in group for r in rows[a.name]]
 
     verbmem = []
-    for a in forget:  # sliding windows: 2 sentences of prompt, the next 6 as ground truth
+    for a in forget:  # sliding windows: 2 sentences and the start of a third, then the rest
         s = _sentences(bios[a.name])
         for i in range(0, max(1, len(s) - 4), 2):
-            verbmem.append({"prompt": " ".join(s[i:i + 2]), "gt": " ".join(s[i + 2:i + 8])})
+            # the prompt stops mid-sentence (as MUSE's book excerpts do), so a model that
+            # memorised the text has something to continue rather than a natural stop
+            third = s[i + 2].split() if i + 2 < len(s) else []
+            cut = min(6, max(1, len(third) // 2))
+            prompt = " ".join(s[i:i + 2] + third[:cut])
+            gt = " ".join([" ".join(third[cut:])] + s[i + 3:i + 8]).strip()
+            if gt:
+                verbmem.append({"prompt": prompt, "gt": gt})
     retain_qa = qa(retain_eval)
     rng.shuffle(retain_qa)
     icl = qa(icl_authors)
@@ -86,6 +93,7 @@ def ensure_muse_source(profile: Profile) -> str:
     key = {k: getattr(profile, k) for k in
            ("n_authors", "qa_per_author", "seed", "forget_split")}
     key["generator_version"] = WORLD_VERSION
+    key["muse_version"] = 2  # verbmem prompts stop mid-sentence
     folder = artifact_dir("data", "muse-synthetic", key)
     if (folder / "README.md").exists():
         return str(folder)

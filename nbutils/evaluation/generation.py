@@ -63,3 +63,53 @@ def generate_answers(model, tokenizer, questions: list[str], prompt_format: str,
             text = tokenizer.decode(row, skip_special_tokens=True)
             answers.append(text.split("\n")[0].strip() if stop_at_newline else text.strip())
     return answers
+
+
+@torch.no_grad()
+def generate_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int = 128,
+                           batch_size: int = 32, progress: bool = False,
+                           stop_strings: tuple[str, ...] = ()) -> list[str]:
+    """Greedy continuations of raw text ``prompts`` (MUSE): no prompt format, no newline stop.
+
+    Each prompt is tokenised as muse_bench does (``add_special_tokens=True``), the batch is
+    left-padded, generation stops at EOS or after ``max_new_tokens``, and only the new tokens
+    are decoded with ``skip_special_tokens=True``, unstripped. (muse_bench also passes
+    ``clean_up_tokenization_spaces=True``; transformers 5 ignores it for BPE tokenizers, and it
+    only moves spaces before punctuation, which ROUGE's tokenizer drops anyway.)
+    ``stop_strings`` only saves time: a row stops once its text contains one of them, and the
+    caller still cuts the text there (the text before a stop string never changes later).
+    """
+    from tqdm.auto import tqdm
+    model.eval()
+    device = next(model.parameters()).device
+    pad = tokenizer.pad_token_id
+    outputs: list[str] = []
+    for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
+        encoded = [list(tokenizer(p, add_special_tokens=True)["input_ids"])
+                   for p in prompts[start:start + batch_size]]
+        width = max(len(e) for e in encoded)
+        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for i, e in enumerate(encoded):  # left padding: every prompt ends at the same column
+            ids[i, width - len(e):] = torch.tensor(e)
+            mask[i, width - len(e):] = 1
+        stopping = (StoppingCriteriaList([StopOnStrings(tokenizer, width, stop_strings)])
+                    if stop_strings else None)
+        out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
+                             max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
+                             pad_token_id=pad, eos_token_id=tokenizer.eos_token_id,
+                             stopping_criteria=stopping)
+        outputs += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
+    return outputs
+
+
+class StopOnStrings(StoppingCriteria):
+    """Stops a row once its decoded new text contains any of ``stops`` (per row)."""
+
+    def __init__(self, tokenizer, prompt_length: int, stops: tuple[str, ...]):
+        self.tokenizer, self.prompt_length, self.stops = tokenizer, prompt_length, tuple(stops)
+
+    def __call__(self, input_ids, scores, **kwargs):
+        texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=True)
+        return torch.tensor([any(s in t for s in self.stops) for t in texts],
+                            dtype=torch.bool, device=input_ids.device)

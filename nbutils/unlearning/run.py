@@ -25,7 +25,7 @@ from ..models.loading import load_model, load_tokenizer
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
-from .trainer import (CheckpointMetadata, UnlearnTrainer, UnlearningCollator, UnlearningContext,
+from .trainer import (CheckpointMetadata, quiet_logging, UnlearnTrainer, UnlearningCollator, UnlearningContext,
                       UnlearningDataset, encode_rows, frozen_copy, method_metadata, sequence_logprobs)
 
 
@@ -46,12 +46,14 @@ def schedule(profile: Profile, method: UnlearningMethod) -> tuple[float, float]:
     """``(learning rate, epochs)``: the method's published ones if it has them and the
     profile allows it, else the profile's."""
     u, c = profile.unlearn, method.config
-    published = type(c)()
-    def pick(value, default, profile_value):
-        explicit = value is not None and value != default  # set by the caller or the profile
-        return value if value is not None and (explicit or u.method_schedule) else profile_value
-    return (pick(c.learning_rate, published.learning_rate, u.learning_rate),
-            pick(c.epochs, published.epochs, u.epochs))
+    explicit = getattr(method, "explicit_hparams", frozenset())  # set by the caller or profile
+
+    def pick(key, profile_value):
+        value = getattr(c, key)
+        if key in explicit or (u.method_schedule and value is not None):
+            return value
+        return profile_value
+    return pick("learning_rate", u.learning_rate), pick("epochs", u.epochs)
 
 
 def _with_ref(feats, values):
@@ -117,6 +119,7 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     trainer = UnlearnTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate,
                              method=method, context=context, probe_groups=probe_groups,
                              callbacks=[CheckpointMetadata(method_metadata(method, profile.forget_split, name))])
+    quiet_logging(trainer)
     start_probs = {"step": 0, "epoch": 0.0, **trainer.answer_probabilities()}
     trainer.train()
     # multi-process runs: every process trains, the main process writes the files
@@ -151,7 +154,10 @@ def _save_sharded(trainer, tokenizer, start: str, profile: Profile, out_dir: Pat
 
 def method_for(profile: Profile, method_name: str, **hparams) -> UnlearningMethod:
     """The method with the profile's per-method hyperparameters, under ``hparams``."""
-    return get_method(method_name, **{**profile.unlearn.method_hparams.get(method_name.lower(), {}), **hparams})
+    merged = {**profile.unlearn.method_hparams.get(method_name.lower(), {}), **hparams}
+    method = get_method(method_name, **merged)
+    method.explicit_hparams = frozenset(merged)
+    return method
 
 
 def ensure_unlearned(profile: Profile, method_name: str, start: str | None = None, **hparams) -> Path:
