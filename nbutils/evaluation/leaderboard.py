@@ -1,0 +1,180 @@
+"""The leaderboard: every unlearning method x every metric, against the target and the
+retain model, plus forget quality over each run's checkpoints and a MUSE table.
+
+Everything is cached: TOFU evaluations by :func:`ensure_tofu_eval`, the MIA / MUSE numbers
+by :func:`ensure_privacy_eval`, so rebuilding the table after one new run costs one
+evaluation.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import plotly.express as px
+
+from ..finetune import ensure_retain_model, ensure_target_model
+from ..paths import artifact_dir
+from ..profiles import Profile
+from .tofu import ensure_retain_eval, ensure_tofu_eval, eval_key
+
+# reading order of the methods, grouped by family (one notebook each)
+METHODS = ("gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "idknll", "idkdpo",
+           "altpo", "rmu", "undial", "task_vector")
+TOFU_COLUMNS = {"forget_quality": "forget quality", "model_utility": "model utility",
+                "forget_truth_ratio": "forget truth ratio", "forget_Q_A_Prob": "forget prob",
+                "forget_Q_A_ROUGE": "forget ROUGE-L", "extraction_strength": "extraction strength",
+                "exact_memorization": "exact memorisation"}
+MUSE_COLUMNS = ("VerbMem_f", "KnowMem_f", "PrivLeak", "KnowMem_r")
+
+
+def model_paths(profile: Profile, methods=METHODS, **method_kwargs) -> dict[str, Path]:
+    """``{"target": ..., "retain": ..., method: run folder}`` (trained if not cached)."""
+    from ..unlearning import ensure_unlearned
+    paths = {"target": ensure_target_model(profile), "retain": ensure_retain_model(profile)}
+    for m in methods:
+        paths[m] = ensure_unlearned(profile, m, **method_kwargs.get(m, {}))
+    return paths
+
+
+def tofu_evals(profile: Profile, paths: dict[str, Path], progress: bool = False) -> dict:
+    """Every model's TOFU evaluation, forget quality against the retain model."""
+    reference = ensure_retain_eval(profile, progress=progress)
+    return {name: reference if name == "retain" else
+            ensure_tofu_eval(profile, path, f"{name}-{profile.name}", reference=reference, progress=progress)
+            for name, path in paths.items()}
+
+
+def ensure_privacy_eval(profile: Profile, path: Path, name: str, retain: dict | None = None,
+                        verbmem_tokens: int | None = None, knowmem_tokens: int | None = None) -> dict:
+    """MIA AUCs on TOFU forget vs holdout QA and MUSE's four numbers, cached per model.
+
+    ``retain`` is the retain model's result of this function (its AUCs are the PrivLeak
+    baseline); for the retain model itself pass nothing: its PrivLeak is 0 by definition.
+    """
+    from ..models.loading import load_model_and_tokenizer
+    from .mia import mia_suite, privleak
+    from .muse import evaluate_muse
+    v_tok = verbmem_tokens or min(128, profile.max_new_tokens)
+    k_tok = knowmem_tokens or min(32, profile.max_new_tokens)
+    key = eval_key(profile, path) | {"verbmem_tokens": v_tok, "knowmem_tokens": k_tok}
+    folder = artifact_dir("eval", f"{name}-privacy", key)
+    cached = folder / "PRIVACY_EVAL.json"
+    if cached.exists():
+        result = json.loads(cached.read_text())
+    else:
+        model, tok = load_model_and_tokenizer(str(path), profile)
+        mia = mia_suite(model, tok, profile)
+        muse = evaluate_muse(model, tok, profile, verbmem_tokens=v_tok, knowmem_tokens=k_tok)
+        result = {"mia_auc": mia["auc"], "muse": {k: muse.get(k) for k in
+                                                  ("VerbMem_f", "KnowMem_f", "KnowMem_r", "auc")}}
+        cached.write_text(json.dumps(result, indent=2, default=float))
+        del model
+    base = retain or result
+    result = dict(result)
+    result["tofu_privleak"] = privleak(result["mia_auc"]["min_k"], base["mia_auc"]["min_k"])
+    result["muse"] = dict(result["muse"], PrivLeak=privleak(result["muse"]["auc"], base["muse"]["auc"]))
+    return result
+
+
+def privacy_evals(profile: Profile, paths: dict[str, Path]) -> dict:
+    retain = ensure_privacy_eval(profile, paths["retain"], f"retain-{profile.name}")
+    return {name: ensure_privacy_eval(profile, path, f"{name}-{profile.name}", retain=retain)
+            for name, path in paths.items()}
+
+
+def tofu_table(evals: dict, privacy: dict | None = None) -> pd.DataFrame:
+    """One row per model, the field's headline TOFU metrics (and TOFU PrivLeak)."""
+    rows = {}
+    for name, ev in evals.items():
+        row = {label: ev.logs.get(key, {}).get("agg_value") for key, label in TOFU_COLUMNS.items()}
+        if privacy is not None:
+            row["privleak"] = privacy[name]["tofu_privleak"]
+        rows[name] = row
+    df = pd.DataFrame(rows).T.astype(float)
+    df.index.name = "model"
+    return df
+
+
+def muse_table(privacy: dict) -> pd.DataFrame:
+    """The SimNPO paper's MUSE table: VerbMem_f, KnowMem_f, PrivLeak, KnowMem_r."""
+    names = {"target": "Origin", "retain": "Retrain"}
+    df = pd.DataFrame({names.get(n, n): {c: r["muse"].get(c) for c in MUSE_COLUMNS}
+                       for n, r in privacy.items()}).T.astype(float)
+    df.index.name = "model"
+    return df
+
+
+def style_leaderboard(df: pd.DataFrame):
+    """Greener = closer to what unlearning wants (utility up, memorisation down)."""
+    higher_better = [c for c in ("forget quality", "model utility") if c in df]
+    lower_better = [c for c in ("forget prob", "forget ROUGE-L", "extraction strength",
+                                "exact memorisation") if c in df]
+    sty = df.style.format(lambda v: "—" if pd.isna(v) else (f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}"))
+    if higher_better:
+        sty = sty.background_gradient(cmap="Greens", subset=higher_better)
+    if lower_better:
+        sty = sty.background_gradient(cmap="Greens_r", subset=lower_better)
+    return sty
+
+
+def fq_mu_scatter(df: pd.DataFrame, title: str = "Forget quality vs model utility"):
+    """The TOFU paper's picture: forget quality on a log axis against model utility."""
+    plot = df.reset_index().rename(columns={"index": "model"})
+    plot["forget quality"] = plot["forget quality"].clip(lower=1e-300)
+    fig = px.scatter(plot, x="model utility", y="forget quality", text="model", log_y=True,
+                     title=title)
+    fig.update_traces(textposition="top center", marker=dict(size=11))
+    return fig
+
+
+def checkpoint_trajectory(profile: Profile, method: str, run_dir: Path, reference,
+                          max_points: int | None = None) -> pd.DataFrame:
+    """Forget quality and model utility at the ``checkpoint-<step>`` folders of a run
+    (``max_points`` evenly spaced ones, the last always included)."""
+    from ..unlearning import checkpoints
+    ckpts = checkpoints(run_dir)
+    if max_points and len(ckpts) > max_points:
+        picks = np.linspace(0, len(ckpts) - 1, max_points).round().astype(int)
+        ckpts = [ckpts[i] for i in sorted(set(picks))]
+    rows = []
+    for ckpt in ckpts:
+        meta = json.loads((ckpt / "unlearning.json").read_text()) if (ckpt / "unlearning.json").exists() else {}
+        ev = ensure_tofu_eval(profile, ckpt, f"{method}-{profile.name}-{ckpt.name}",
+                              reference=reference, progress=False)
+        rows.append({"method": method, "step": meta.get("step", int(ckpt.name.split("-")[-1])),
+                     "forget quality": ev["forget_quality"], "model utility": ev["model_utility"]})
+    return pd.DataFrame(rows)
+
+
+def trajectory_plot(df: pd.DataFrame):
+    fig = px.line(df, x="step", y="forget quality", color="method", markers=True, log_y=True,
+                  title="Forget quality over checkpoints")
+    return fig
+
+
+def to_markdown(df: pd.DataFrame, caption: str = "") -> str:
+    """A model-card style markdown table (values to 3 significant figures)."""
+    def fmt(v):
+        if isinstance(v, (float, np.floating)):
+            return "—" if np.isnan(v) else (f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3g}")
+        return str(v)
+    cols = [df.index.name or ""] + list(df.columns)
+    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for idx, row in df.iterrows():
+        lines.append("| " + " | ".join([str(idx)] + [fmt(v) for v in row]) + " |")
+    return (f"{caption}\n\n" if caption else "") + "\n".join(lines) + "\n"
+
+
+def export(tables: dict[str, pd.DataFrame], folder: Path) -> list[Path]:
+    """Each table as CSV and as markdown under ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, df in tables.items():
+        df.to_csv(folder / f"{name}.csv")
+        (folder / f"{name}.md").write_text(to_markdown(df, f"**{name}**"))
+        written += [folder / f"{name}.csv", folder / f"{name}.md"]
+    return written
