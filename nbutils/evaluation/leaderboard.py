@@ -114,10 +114,16 @@ def style_leaderboard(df: pd.DataFrame):
                                 "exact memorisation") if c in df]
     sty = df.style.format(lambda v: "—" if pd.isna(v) else (f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}"))
     if higher_better:
-        sty = sty.background_gradient(cmap="Greens", subset=higher_better)
+        sty = sty.apply(_greens, subset=higher_better)
     if lower_better:
-        sty = sty.background_gradient(cmap="Greens_r", subset=lower_better)
+        sty = sty.apply(_greens, subset=lower_better, reverse=True)
     return sty
+
+
+def _greens(column: pd.Series, reverse: bool = False) -> list[str]:
+    """White-to-green cell shading by rank within a column (no matplotlib needed)."""
+    ranks = column.rank(pct=True, ascending=not reverse).fillna(0)
+    return [f"background-color: rgba(34, 139, 34, {0.08 + 0.5 * r:.2f})" for r in ranks]
 
 
 def fq_mu_scatter(df: pd.DataFrame, title: str = "Forget quality vs model utility"):

@@ -116,7 +116,9 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
         dataloader_num_workers=0, remove_unused_columns=False,
     )
     name = out_dir.name
+    # processing_class: every checkpoint-<step> carries the tokenizer, so it loads on its own
     trainer = UnlearnTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate,
+                             processing_class=tokenizer,
                              method=method, context=context, probe_groups=probe_groups,
                              callbacks=[CheckpointMetadata(method_metadata(method, profile.forget_split, name))])
     quiet_logging(trainer)
@@ -166,7 +168,7 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
     start = str(start or ensure_target_model(profile))
     key = {"start": start, "method": method.name, "config": asdict(method.config),
            "unlearn": profile.unlearn, "forget_split": profile.forget_split,
-           "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 1}
+           "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 2}
     out = artifact_dir("unlearn", run_name(profile, method), key)
     if not (out / "DONE").exists():
         if _main_process():
