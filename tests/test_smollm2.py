@@ -18,9 +18,12 @@ from nbutils.models.smollm2 import ensure_smollm2_checkpoint, find_smollm2_gguf 
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def smollm2_cache(tmp_path_factory):
-    """A private cache root (``WORKBOOK_CACHE``) holding one conversion for the session."""
+    """A private cache root (``WORKBOOK_CACHE``) holding one conversion for this module.
+
+    Module-scoped on purpose: the environment variable must be restored before the next
+    test file runs, or later tests would write into this cache."""
     try:
         find_smollm2_gguf()
     except FileNotFoundError as error:
@@ -31,7 +34,7 @@ def smollm2_cache(tmp_path_factory):
         yield cache
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def smollm2_path(smollm2_cache):
     start = time.perf_counter()
     path = ensure_smollm2_checkpoint()
@@ -40,7 +43,7 @@ def smollm2_path(smollm2_cache):
     return path
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def model_and_tokenizer(smollm2_path):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -227,7 +227,8 @@ def test_npo_run_checkpoints_log_and_cache(start, run_profile, monkeypatch):
     out = ensure_unlearned(profile, "npo", start=start)
     method = run_module.method_for(profile, "npo")
     name = run_name(profile, method)
-    assert name == "unlearn_tofu_tiny_forget10_npo_lr0.0002_beta0.1_alpha1_epoch1"
+    lr = run_module.schedule(profile, method)[0]  # the tiny profile's own NPO learning rate
+    assert name == f"unlearn_tofu_tiny_forget10_npo_lr{lr:g}_beta0.1_alpha1_epoch1"
     assert re.fullmatch(r"unlearn_tofu_tiny_forget10_npo_lr[0-9.e-]+_beta[0-9.]+_alpha[0-9.]+_epoch[0-9.]+"
                         r"-[0-9a-f]{10}", out.name)
     assert out.name.startswith(name + "-")
@@ -240,7 +241,7 @@ def test_npo_run_checkpoints_log_and_cache(start, run_profile, monkeypatch):
         assert meta["method"] == "npo" and meta["split"] == "forget10"
         assert meta["step"] == int(c.name.split("-")[1])
         assert meta["hyperparameters"]["beta"] == 0.1 and meta["hyperparameters"]["alpha"] == 1.0
-        assert meta["hyperparameters"]["learning_rate"] == 2e-4  # the tiny profile's NPO lr
+        assert meta["hyperparameters"]["learning_rate"] == lr  # the tiny profile's NPO lr
         assert list(c.glob("*.safetensors"))
     final = json.loads((out / "unlearning.json").read_text())
     assert final["method"] == "npo" and final["start"] == start and final["steps"] == 2
