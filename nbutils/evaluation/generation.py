@@ -35,6 +35,18 @@ class StopOnNewline(StoppingCriteria):
         return torch.isin(new, ids).any(dim=1)
 
 
+def left_pad(sequences: list[list[int]], pad_token_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ids and attention mask with every sequence ending at the same column (generation
+    continues all rows from there)."""
+    width = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), width), pad_token_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for i, seq in enumerate(sequences):
+        ids[i, width - len(seq):] = torch.tensor(seq)
+        mask[i, width - len(seq):] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def generate_answers(model, tokenizer, questions: list[str], prompt_format: str,
                      max_new_tokens: int = 200, batch_size: int = 32,
@@ -48,12 +60,8 @@ def generate_answers(model, tokenizer, questions: list[str], prompt_format: str,
     batches = range(0, len(questions), batch_size)
     for start in tqdm(batches, desc="generating", disable=not progress):
         prompts = [encode_prompt(tokenizer, q, prompt_format) for q in questions[start:start + batch_size]]
-        width = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, p in enumerate(prompts):  # left padding: every prompt ends at the same column
-            ids[i, width - len(p):] = torch.tensor(p)
-            mask[i, width - len(p):] = 1
+        ids, mask = left_pad(prompts, pad)
+        width = ids.shape[1]
         stopping = StoppingCriteriaList([StopOnNewline(tokenizer, width)]) if stop_at_newline else None
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),
                              max_new_tokens=max_new_tokens, do_sample=False, use_cache=True,
@@ -87,12 +95,8 @@ def generate_continuations(model, tokenizer, prompts: list[str], max_new_tokens:
     for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
         encoded = [list(tokenizer(p, add_special_tokens=True)["input_ids"])
                    for p in prompts[start:start + batch_size]]
-        width = max(len(e) for e in encoded)
-        ids = torch.full((len(encoded), width), pad, dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for i, e in enumerate(encoded):  # left padding: every prompt ends at the same column
-            ids[i, width - len(e):] = torch.tensor(e)
-            mask[i, width - len(e):] = 1
+        ids, mask = left_pad(encoded, pad)
+        width = ids.shape[1]
         stopping = (StoppingCriteriaList([StopOnStrings(tokenizer, width, stop_strings)])
                     if stop_strings else None)
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),

@@ -100,3 +100,11 @@ class UnlearningMethod:
     def sequence_scores(self, model, group):
         """``(S_θ(a|q), |a|)`` for a batch group."""
         return losses.sequence_logprob(self.logits(model, group), group["labels"])
+
+    def dpo_forget_loss(self, model, batch, beta: float) -> torch.Tensor:
+        """DPO with the ``preferred`` answers as w and the true ``forget`` answers as l,
+        against their cached reference log-probabilities (the DPO family, AltPO)."""
+        win, lose = batch["preferred"], batch["forget"]
+        s_w, _ = self.sequence_scores(model, win)
+        s_l, _ = self.sequence_scores(model, lose)
+        return losses.dpo_loss(s_w, win["ref_logprob"], s_l, lose["ref_logprob"], beta)

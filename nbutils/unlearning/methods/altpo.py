@@ -16,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 
-from .. import losses
 from ..base import MethodConfig, UnlearningMethod, register
 from ...models.prompts import encode_prompt
 
@@ -71,7 +70,4 @@ class AltPO(UnlearningMethod):
                                    context.profile.max_new_tokens, context.seed)
 
     def forget_loss(self, model, batch, context):
-        win, lose = batch["preferred"], batch["forget"]
-        s_w, _ = self.sequence_scores(model, win)
-        s_l, _ = self.sequence_scores(model, lose)
-        return losses.dpo_loss(s_w, win["ref_logprob"], s_l, lose["ref_logprob"], self.config.beta)
+        return self.dpo_forget_loss(model, batch, self.config.beta)

@@ -53,7 +53,4 @@ class IdkDPO(_RefusalAnswers, UnlearningMethod):
     reference_logprobs = ("forget", "preferred")
 
     def forget_loss(self, model, batch, context):
-        win, lose = batch["preferred"], batch["forget"]
-        s_w, _ = self.sequence_scores(model, win)
-        s_l, _ = self.sequence_scores(model, lose)
-        return losses.dpo_loss(s_w, win["ref_logprob"], s_l, lose["ref_logprob"], self.config.beta)
+        return self.dpo_forget_loss(model, batch, self.config.beta)
