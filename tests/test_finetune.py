@@ -12,23 +12,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 
+from nbutils.models.loading import read_safetensors
 from nbutils import finetune as ft_module
 from nbutils.finetune import (QADataset, collator, ensure_retain_model, ensure_target_model,
                               training_log)
 from nbutils.models.loading import ensure_base_model, load_model, load_tokenizer
 from nbutils.profiles import get_profile
-
-
-def _tensors(folder) -> dict[str, torch.Tensor]:
-    files = sorted(Path(folder).glob("*.safetensors"))
-    assert files, f"no safetensors in {folder}"
-    out = {}
-    for f in files:
-        with safe_open(str(f), "pt") as st:
-            out.update({k: st.get_tensor(k) for k in st.keys()})
-    return out
 
 
 def _losses(folder) -> list[float]:
@@ -107,7 +97,7 @@ def test_target_model_trains(micro_target, micro_profile):
 
 def test_target_model_changes_weights(micro_target, micro_base):
     path, _ = micro_target
-    base, tuned = _tensors(micro_base), _tensors(path)
+    base, tuned = read_safetensors(micro_base), read_safetensors(path)
     assert set(base) == set(tuned)
     assert any(not torch.equal(base[k], tuned[k]) for k in base)
 
@@ -161,7 +151,7 @@ def _assert_plain_merged(path, base_path):
     path = Path(path)
     assert (path / "DONE").exists()
     assert not (path / "adapter").exists() and not (path / "adapter_config.json").exists()
-    base, tuned = _tensors(base_path), _tensors(path)
+    base, tuned = read_safetensors(base_path), read_safetensors(path)
     assert not [k for k in tuned if "lora_" in k]
     assert set(tuned) == set(base)
     assert all(t.dtype == torch.float32 for t in tuned.values())

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors import safe_open
 
+from nbutils.models.loading import read_safetensors
 from nbutils.data.tofu import load_tofu
 from nbutils.finetune import ensure_target_model
 from nbutils.models.loading import load_model, load_tokenizer
@@ -46,16 +46,6 @@ def run_profile(micro_overrides):
     def make(**over):
         return get_profile("tiny", {**micro_overrides, **RUN_OVERRIDES, **over})
     return make
-
-
-def _tensors(folder) -> dict[str, torch.Tensor]:
-    files = sorted(Path(folder).glob("*.safetensors"))
-    assert files, f"no safetensors in {folder}"
-    out = {}
-    for f in files:
-        with safe_open(str(f), "pt") as st:
-            out.update({k: st.get_tensor(k) for k in st.keys()})
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -338,7 +328,7 @@ def test_lora_run_uses_disabled_adapters_as_reference(start, micro_profile, run_
 
     # the saved model: merged plain weights with the starting model's exact keys
     assert not (out / "adapter_config.json").exists() and not (out / "adapter").exists()
-    base, tuned = _tensors(start), _tensors(out)
+    base, tuned = read_safetensors(start), read_safetensors(out)
     assert set(tuned) == set(base) and not [k for k in tuned if "lora_" in k]
     assert all(t.dtype == torch.float32 and t.shape == base[k].shape for k, t in tuned.items())
     changed = [k for k in base if not torch.equal(base[k], tuned[k])]
@@ -362,6 +352,6 @@ def test_every_method_runs(start, run_profile, method_name):
         assert all(math.isfinite(e["forget_loss"]) and math.isfinite(e["retain_loss"]) for e in train)
         expected_steps = 2 if method_name == "altpo" else 1  # AltPO: 3 questions x 2 alternates
         assert meta["steps"] == expected_steps
-    base, tuned = _tensors(start), _tensors(out)
+    base, tuned = read_safetensors(start), read_safetensors(out)
     assert set(tuned) == set(base)
     assert any(not torch.equal(base[k], tuned[k]) for k in base)  # the weights moved

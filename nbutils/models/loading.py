@@ -76,3 +76,17 @@ def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
 
 def load_model_and_tokenizer(path: str, profile: Profile, **kwargs):
     return load_model(path, profile, **kwargs), load_tokenizer(path, profile)
+
+
+def read_safetensors(folder) -> dict[str, torch.Tensor]:
+    """Every tensor in a checkpoint folder's ``*.safetensors`` files, by name (no model
+    built): for comparing checkpoints weight by weight."""
+    from safetensors import safe_open
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"{folder}: no *.safetensors files")
+    out = {}
+    for f in files:
+        with safe_open(str(f), "pt") as st:
+            out.update({k: st.get_tensor(k) for k in st.keys()})
+    return out
