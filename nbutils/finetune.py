@@ -21,8 +21,7 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-from .data.tofu import ensure_tofu_source, load_tofu
-from .data.world import WORLD_VERSION
+from .data.tofu import ensure_tofu_source, load_tofu, synthetic_data_key
 from .models.loading import ensure_base_model, load_model, load_tokenizer
 from .models.prompts import encode_qa
 from .paths import artifact_dir
@@ -139,8 +138,7 @@ def _model_key(profile: Profile, split: str) -> dict:
     return {"base": profile.model, "tiny_arch": profile.tiny_arch if profile.model == "tiny" else None,
             "pretrain": profile.pretrain if profile.model == "tiny" else None,
             "data": ensure_tofu_source(profile) if profile.data_source == "hub" else
-            {k: getattr(profile, k) for k in ("n_authors", "qa_per_author", "n_real_authors",
-                                               "n_world_facts", "seed")} | {"world": WORLD_VERSION},
+            synthetic_data_key(profile),
             "split": split, "prompt_format": profile.prompt_format,
             "replay_pretraining": profile.replay_pretraining,
             "finetune": profile.finetune, "seed": profile.seed, "version": 1}

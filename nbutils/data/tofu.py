@@ -97,14 +97,17 @@ def write_hub_layout(configs: dict[str, list[dict]], folder: Path, pretty_name: 
     return folder
 
 
+def synthetic_data_key(profile: Profile) -> dict:
+    """What our generated TOFU data depends on: the cache key of everything built from it."""
+    return {k: getattr(profile, k) for k in
+            ("n_authors", "qa_per_author", "n_real_authors", "n_world_facts", "seed")} | {"world": WORLD_VERSION}
+
+
 def ensure_tofu_source(profile: Profile) -> str:
     """The ``load_dataset`` source for this profile: the hub id, or our generated folder."""
     if profile.data_source == "hub":
         return profile.hub_dataset
-    key = {k: getattr(profile, k) for k in
-           ("n_authors", "qa_per_author", "n_real_authors", "n_world_facts", "seed")}
-    key["generator_version"] = WORLD_VERSION
-    folder = artifact_dir("data", "tofu-synthetic", key)
+    folder = artifact_dir("data", "tofu-synthetic", synthetic_data_key(profile))
     if not (folder / "README.md").exists():
         configs = build_tofu_configs(profile)
         write_hub_layout(configs, folder, "Synthetic TOFU (fictitious world)")

@@ -437,7 +437,7 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
 def eval_key(profile: Profile, model_path) -> dict:
     """What a cached evaluation depends on: the model (path and its weight files' sizes
     and times) and the profile's data and evaluation settings."""
-    from ..data.world import WORLD_VERSION
+    from ..data.tofu import synthetic_data_key
     path = Path(model_path)
     weights = None
     if path.exists():
@@ -445,8 +445,7 @@ def eval_key(profile: Profile, model_path) -> dict:
                          if f.suffix in (".safetensors", ".bin", ".json") and f.is_file())
         model_path = str(path.resolve())
     data = ({"hub_dataset": profile.hub_dataset} if profile.data_source == "hub" else
-            {k: getattr(profile, k) for k in ("n_authors", "qa_per_author", "n_real_authors",
-                                               "n_world_facts", "seed")} | {"world": WORLD_VERSION})
+            synthetic_data_key(profile))
     return {"model": str(model_path), "weights": weights, "data": data,
             "forget_split": profile.forget_split, "prompt_format": profile.prompt_format,
             "max_new_tokens": profile.max_new_tokens, "bf16": profile.finetune.bf16,

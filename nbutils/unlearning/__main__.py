@@ -27,28 +27,7 @@ import argparse
 import json
 import os
 
-import yaml
-
-
-def parse_value(text: str):
-    """YAML, except that strings ``float()`` accepts (YAML 1.1 reads ``1e-4`` as one) are floats."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str):
-        try:
-            return float(value)
-        except ValueError:
-            pass
-    return value
-
-
-def parse_pairs(pairs) -> dict:
-    out = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise argparse.ArgumentTypeError(f"{pair!r} is not KEY=VALUE")
-        out[key.strip()] = parse_value(value)
-    return out
+from ..run import parse_params
 
 
 def main(argv=None):
@@ -71,8 +50,8 @@ def main(argv=None):
     from .run import ensure_unlearned
 
     try:
-        overrides, hparams = parse_pairs(args.override), parse_pairs(args.hparam)
-    except argparse.ArgumentTypeError as e:
+        overrides, hparams = parse_params(args.override), parse_params(args.hparam)
+    except ValueError as e:
         parser.error(str(e))
     profile = get_profile(args.profile, overrides)
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available():

@@ -6,8 +6,8 @@ answers, keeping the model's whole retain distribution where the starting model 
 
 from dataclasses import dataclass
 
-from .. import losses
-from ..base import MethodConfig, UnlearningMethod, register
+from ..base import MethodConfig, register
+from .grad_ascent import GradAscent
 
 
 @dataclass(frozen=True)
@@ -18,14 +18,12 @@ class GradDiffConfig(MethodConfig):
 
 
 @register
-class GradDiff(UnlearningMethod):
+class GradDiff(GradAscent):
+    """GradAscent's forget term with a retain term (the config turns it on)."""
+
     name = "graddiff"
     paper = "Liu et al. 2022, Continual learning and private unlearning; TOFU baseline"
     config_cls = GradDiffConfig
-
-    def forget_loss(self, model, batch, context):
-        forget = batch["forget"]
-        return losses.grad_ascent_loss(self.logits(model, forget), forget["labels"])
 
 
 @dataclass(frozen=True)
