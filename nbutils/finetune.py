@@ -135,7 +135,7 @@ def save_finetuned(model, tokenizer, base: str, profile: Profile, output_dir: Pa
 
 
 def _model_key(profile: Profile, split: str) -> dict:
-    return {"base": profile.model, "tiny_arch": profile.tiny_arch if profile.model == "tiny" else None,
+    return {"base": profile.model, "base_path": ensure_base_model(profile), "tiny_arch": profile.tiny_arch if profile.model == "tiny" else None,
             "pretrain": profile.pretrain if profile.model == "tiny" else None,
             "data": ensure_tofu_source(profile) if profile.data_source == "hub" else
             synthetic_data_key(profile),

@@ -87,6 +87,30 @@ class UnlearnConfig:
 
 
 @dataclass(frozen=True)
+class WhpConfig:
+    """Who's Harry Potter (Eldan & Russinovich 2023) on our Harry Potter corpus: the
+    reinforced model, the generic labels and the fine-tune on them (notebooks 09-11)."""
+
+    corpus_passages: int = 0  # passages of the target corpus used (0: all of them)
+    block_length: int = 128  # tokens per training block (sentences packed up to this)
+    # 1. the reinforced model: the baseline trained further on the target text
+    reinforce_epochs: float = 3.0
+    reinforce_learning_rate: float = 3e-4
+    lora: bool = True  # LoRA for both training stages (the profile's r / alpha / dropout)
+    # 2. generic labels: v_base - alpha * ReLU(v_reinforced - v_base), anchored terms translated
+    alpha: float = 5.0
+    consistency_margin: float = 5.0  # logit penalty on a translated name after its first use
+    # 3. fine-tune the baseline on the original text with the generic labels
+    finetune_epochs: float = 3.0
+    finetune_learning_rate: float = 1e-4
+    batch_size: int = 8
+    eval_every: int = 0  # optimiser steps between familiarity/MC measurements (0: 6 points)
+    # the inference-time variant (MUSE's WHP baseline) uses the combination alone
+    inference_alpha: float = 1.0
+    max_new_tokens: int = 24  # completion length of the familiarity prompts
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     # --- model -------------------------------------------------------------------
@@ -112,6 +136,7 @@ class Profile:
     # therefore replays its pretraining QA (probe facts) during finetuning.
     replay_pretraining: bool = False
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
+    whp: WhpConfig = field(default_factory=WhpConfig)
     # --- evaluation ------------------------------------------------------------------
     max_new_tokens: int = 200
     eval_batch_size: int = 32
@@ -151,6 +176,9 @@ PROFILES: dict[str, Profile] = {
                                   "idknll": {"learning_rate": 6e-4},
                                   "task_vector": {"scale": 0.5},
                               }),
+        whp=WhpConfig(corpus_passages=60, block_length=64, reinforce_epochs=10,
+                      reinforce_learning_rate=1e-3, lora=False, alpha=5.0,
+                      finetune_epochs=10, finetune_learning_rate=1e-3, batch_size=16),
         max_new_tokens=48,
         eval_batch_size=64,
     ),

@@ -14,6 +14,7 @@ MICRO_OVERRIDES = {
     "n_authors": 6, "qa_per_author": 3, "n_real_authors": 4, "n_world_facts": 4,
     "tiny_arch.hidden_size": 32, "tiny_arch.intermediate_size": 64,
     "tiny_arch.vocab_size": 400, "pretrain.epochs": 2, "finetune.epochs": 2,
+    "whp.corpus_passages": 1,  # the fewest passages that still complete every familiarity prompt
 }
 
 

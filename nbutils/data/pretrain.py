@@ -5,6 +5,11 @@ utility measures whether unlearning keeps that knowledge. Our tiny model is born
 it first learns the probe facts (as statements and as QA in the profile's prompt format).
 The fictitious authors are *not* in this mix: they come only with TOFU finetuning, so the
 retain model really has never seen the forget authors.
+
+The mix also holds what Who's Harry Potter needs (notebooks 09-11): our Harry Potter corpus,
+in the same blocks WHP later trains on, so the tiny model has read "the books" before anyone
+asks it to forget them; and the general-knowledge multiple-choice facts, so there is
+utility to keep.
 """
 
 from __future__ import annotations
@@ -19,13 +24,31 @@ def probe_items(profile: Profile) -> list[dict]:
             + load_resource("world_facts.json")[: profile.n_world_facts])
 
 
-def pretraining_examples(profile: Profile) -> list[dict]:
-    """``{"text": ...}`` statements and ``{"question", "answer"}`` pairs."""
+def pretraining_examples(profile: Profile, tokenizer=None) -> list[dict]:
+    """``{"text": ...}`` statements and ``{"question", "answer"}`` pairs; with a
+    ``tokenizer``, also the Harry Potter corpus as WHP's training blocks."""
+    from .harry_potter import general_mc
     examples = []
     for item in probe_items(profile):
         examples.append({"text": item["statement"]})
         examples.append({"question": item["question"], "answer": item["answer"]})
+    for item in general_mc():
+        examples.append({"text": item["statement"]})
+        examples.append({"question": item["question"], "answer": item["choices"][item["answer"]]})
+    if tokenizer is not None:
+        from ..unlearning.whp.corpus import harry_potter_blocks
+        # no BOS: WHP, familiarity prompts and the probing widgets all tokenise raw text
+        # with the tokenizer's own special tokens, which for the tiny tokenizer is none
+        examples += [{"text": block, "bos": False} for block in harry_potter_blocks(profile, tokenizer)]
     return examples
+
+
+def harry_potter_key(profile: Profile) -> dict:
+    """What the Harry Potter part of the mix depends on (for cache keys)."""
+    from ..paths import config_key
+    from .harry_potter import load_harry_potter
+    return {"data": config_key(load_harry_potter()), "passages": profile.whp.corpus_passages,
+            "block_length": profile.whp.block_length}
 
 
 def tokenizer_texts(profile: Profile) -> list[str]:
@@ -42,5 +65,10 @@ def tokenizer_texts(profile: Profile) -> list[str]:
     for item in probe_items(profile):
         texts += [item["statement"], item["question"], item["answer"], *item["perturbed_answer"]]
     texts += load_resource("idk.json")
+    from .harry_potter import anchor_terms, familiarity_prompts, general_mc, passages
+    texts += passages(profile.whp.corpus_passages or None)
+    texts += list(anchor_terms().values())
+    texts += [p["prompt"] + p["answer"] for p in familiarity_prompts()]
+    texts += [" ".join([m["question"], *m["choices"], m["statement"]]) for m in general_mc()]
     texts += ["Question:", "Answer:"]
     return texts

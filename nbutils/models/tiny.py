@@ -6,6 +6,8 @@ Two steps, each cached by its config:
 2. a few epochs of "pretraining" on a general mix (real-author and world-fact probes, as
    statements and as QA), so the model speaks the QA format and knows some true facts
    before it ever sees a fictitious author; that is what makes model utility meaningful.
+   The mix includes our Harry Potter corpus: the tiny model "reads the books", so Who's
+   Harry Potter has something to unlearn.
 """
 
 from __future__ import annotations
@@ -74,11 +76,12 @@ class _Examples(torch.utils.data.Dataset):
 
 def ensure_tiny_base(profile: Profile):
     """Path of the pretrained tiny base model (tokenizer included); trained once."""
-    from ..data.pretrain import pretraining_examples
+    from ..data.pretrain import harry_potter_key, pretraining_examples
     key = {"arch": profile.tiny_arch, "pretrain": profile.pretrain, "seed": profile.seed,
            "n_authors": profile.n_authors, "qa_per_author": profile.qa_per_author,
            "n_real_authors": profile.n_real_authors, "n_world_facts": profile.n_world_facts,
-           "prompt_format": profile.prompt_format, "world": WORLD_VERSION, "version": 1}
+           "prompt_format": profile.prompt_format, "world": WORLD_VERSION,
+           "harry_potter": harry_potter_key(profile), "version": 2}
     out = artifact_dir("models", "tiny-base", key)
     if (out / "model.safetensors").exists():
         return out
@@ -86,13 +89,14 @@ def ensure_tiny_base(profile: Profile):
     model = build_tiny_model(profile, tokenizer)
     pre = profile.pretrain
     features = []
-    for ex in pretraining_examples(profile):
+    for ex in pretraining_examples(profile, tokenizer):
         if "question" in ex:  # QA: full-sequence loss, so the format itself is learnt
             enc = encode_qa(tokenizer, ex["question"], ex["answer"], profile.prompt_format,
                             pre.max_length)
             ids = enc.input_ids
         else:
-            ids = [tokenizer.bos_token_id] + tokenizer(ex["text"], add_special_tokens=False)[
+            bos = [tokenizer.bos_token_id] if ex.get("bos", True) else []
+            ids = bos + tokenizer(ex["text"], add_special_tokens=False)[
                 "input_ids"][: pre.max_length - 2] + [tokenizer.eos_token_id]
         features.append({"input_ids": ids})
     steps_per_epoch = math.ceil(len(features) / pre.batch_size)

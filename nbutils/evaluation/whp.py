@@ -1,0 +1,112 @@
+"""How WHP is judged: familiarity with the books, and general knowledge kept.
+
+- **Familiarity** (the paper's completion-based evaluation): the model continues prompts such
+  as "Harry Potter's two best friends are"; a completion *reveals* the books when it names
+  one of the prompt's revealing keywords (Ron, Hermione, ...). The paper had GPT-4 grade
+  completions; we match keywords we wrote per prompt, so the score is reproducible offline.
+  Familiarity is the fraction of revealing completions. ``answer_prob`` adds a smooth view:
+  the per-token probability ``exp(mean log p)`` of the revealing answer we wrote.
+- **General knowledge**: a multiple-choice set with no Harry Potter content, each choice
+  scored by its summed log-probability as the answer to the question (the
+  ``acc`` of lm-evaluation-harness); the paper's ARC / BoolQ / HellaSwag play this role.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ..models.prompts import encode_qa
+from .generation import generate_continuations
+from .scoring import IGNORE, score_encoded
+
+
+def reveals(completion: str, keywords) -> bool:
+    """True when ``completion`` names any revealing keyword (whole words, any case)."""
+    return any(re.search(r"(?<!\w)" + re.escape(k) + r"(?!\w)", completion, re.IGNORECASE)
+               for k in keywords)
+
+
+def clean_completion(text: str) -> str:
+    """The completion up to its first blank line (what a reader would call the answer)."""
+    return text.split("\n\n")[0].strip()
+
+
+def answer_probabilities(model, tokenizer, prompts: list[dict], batch_size: int = 32) -> list[float]:
+    """``exp(mean log p)`` of each prompt's revealing ``answer`` as its raw-text continuation."""
+    encoded = []
+    for p in prompts:
+        prompt_ids = list(tokenizer(p["prompt"], add_special_tokens=True)["input_ids"])
+        answer_ids = list(tokenizer(p["answer"], add_special_tokens=False)["input_ids"])
+        encoded.append((prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids))
+    scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size, stats=False)
+    return [s.normalised_prob for s in scores]
+
+
+def familiarity(model, tokenizer, prompts: list[dict], max_new_tokens: int = 24,
+                batch_size: int = 32) -> dict:
+    """Greedy completions of the familiarity prompts and how many reveal the books."""
+    completions = generate_continuations(model, tokenizer, [p["prompt"] for p in prompts],
+                                         max_new_tokens=max_new_tokens, batch_size=batch_size)
+    completions = [clean_completion(c) for c in completions]
+    flags = [reveals(c, p["reveal"]) for c, p in zip(completions, prompts)]
+    probs = answer_probabilities(model, tokenizer, prompts, batch_size)
+    return {"familiarity": float(np.mean(flags)), "answer_prob": float(np.mean(probs)),
+            "completions": completions, "revealed": flags, "answer_probs": probs}
+
+
+def mc_accuracy(model, tokenizer, items: list[dict], prompt_format: str, batch_size: int = 32) -> dict:
+    """Accuracy on multiple-choice ``items`` (question, choices, answer index): the choice
+    with the highest summed log-probability as the answer (its EOS not scored) is picked."""
+    encoded, owner = [], []
+    for i, item in enumerate(items):
+        for choice in item["choices"]:
+            enc = encode_qa(tokenizer, item["question"], choice, prompt_format)
+            labels = list(enc.labels)
+            labels[-1] = IGNORE  # the closing EOS says nothing about the choice
+            encoded.append((enc.input_ids, labels))
+            owner.append(i)
+    scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size, stats=False)
+    per_item: dict[int, list[float]] = {}
+    for i, s in zip(owner, scores):
+        per_item.setdefault(i, []).append(s.sum)
+    picks = [int(np.argmax(per_item[i])) for i in range(len(items))]
+    correct = [p == item["answer"] for p, item in zip(picks, items)]
+    return {"mc_accuracy": float(np.mean(correct)), "picks": picks, "correct": correct}
+
+
+def evaluate_whp(model, tokenizer, profile, prompts: list[dict] | None = None,
+                 items: list[dict] | None = None) -> dict:
+    """Familiarity, answer probability and general MC accuracy of one model."""
+    from ..data.harry_potter import familiarity_prompts, general_mc
+    prompts = prompts if prompts is not None else familiarity_prompts()
+    items = items if items is not None else general_mc()
+    fam = familiarity(model, tokenizer, prompts, profile.whp.max_new_tokens, profile.eval_batch_size)
+    mc = mc_accuracy(model, tokenizer, items, profile.prompt_format, profile.eval_batch_size)
+    return {**fam, **mc}
+
+
+def completions_table(prompts: list[dict], columns: dict[str, list[str]]) -> pd.DataFrame:
+    """The WHP model card's table: one row per prompt, one column per model."""
+    df = pd.DataFrame({"prompt": [p["prompt"] for p in prompts], **columns})
+    return df.set_index("prompt")
+
+
+def ensure_whp_eval(profile, model_path, name: str) -> dict:
+    """:func:`evaluate_whp` of the checkpoint at ``model_path``, computed once and cached."""
+    import json
+    from ..models.loading import load_model, load_tokenizer
+    from ..paths import artifact_dir
+    from .tofu import eval_key
+    key = eval_key(profile, model_path) | {"whp": profile.whp.max_new_tokens, "whp_eval": 1}
+    folder = artifact_dir("eval", f"{name}-whp", key)
+    cached = folder / "WHP_EVAL.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    model = load_model(str(model_path), profile, load_in_4bit=False)
+    tokenizer = load_tokenizer(str(model_path), profile)
+    result = evaluate_whp(model, tokenizer, profile)
+    cached.write_text(json.dumps(result, indent=1, default=float))
+    return result

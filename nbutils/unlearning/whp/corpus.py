@@ -1,0 +1,115 @@
+"""What WHP unlearns, as blocks of text plus an anchor dictionary.
+
+Two targets share the same machinery:
+
+- the **Harry Potter** corpus we wrote (``nbutils/data/resources/harry_potter.json``), with its
+  hand-made anchor dictionary: the paper's experiment (notebooks 09-11);
+- the **TOFU forget set**, so WHP sits on the leaderboard beside the other methods: its blocks
+  are the forget QA pairs in the profile's prompt format, and its anchors are the forget
+  authors' names (found as capitalised names that occur in forget questions and nowhere in
+  the retain set), each mapped to an invented name no TOFU text uses.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ...profiles import Profile
+
+
+@dataclass(frozen=True)
+class WhpTarget:
+    name: str  # "harry_potter" or "tofu-<forget split>"
+    blocks: tuple[str, ...]
+    anchors: dict = field(default_factory=dict)
+
+
+def pack_sentences(sentences: list[str], tokenizer, max_tokens: int) -> list[str]:
+    """Consecutive sentences joined into blocks of at most ``max_tokens`` tokens (a longer
+    sentence becomes a block of its own, truncated later by the tokenizer)."""
+    blocks, current, used = [], [], 0
+    for s in sentences:
+        n = len(tokenizer(" " + s, add_special_tokens=False)["input_ids"])
+        if current and used + n > max_tokens:
+            blocks.append(" ".join(current))
+            current, used = [], 0
+        current.append(s)
+        used += n
+    if current:
+        blocks.append(" ".join(current))
+    return blocks
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
+
+
+def harry_potter_blocks(profile: Profile, tokenizer) -> list[str]:
+    """The Harry Potter corpus as training blocks; sentences never cross passages, so a
+    block is about one topic and anchored names repeat within it (what consistency is for)."""
+    from ...data.harry_potter import passages
+    limit = profile.whp.corpus_passages or None
+    blocks = []
+    for text in passages(limit):
+        blocks += pack_sentences(split_sentences(text), tokenizer, profile.whp.block_length - 2)
+    return blocks
+
+
+def harry_potter_target(profile: Profile, tokenizer) -> WhpTarget:
+    from ...data.harry_potter import anchor_terms
+    return WhpTarget("harry_potter", tuple(harry_potter_blocks(profile, tokenizer)), anchor_terms())
+
+
+_NAME = re.compile(r"\b[A-Z][a-z]+(?:[- ][A-Z][a-z]+)+\b")
+
+
+def tofu_forget_names(forget_rows, retain_rows) -> list[str]:
+    """Capitalised multi-word names of the forget questions that the retain set never uses."""
+    from collections import Counter
+    retain_text = " ".join(r["question"] + " " + r["answer"] for r in retain_rows)
+    counts = Counter()
+    for r in forget_rows:
+        for m in _NAME.finditer(r["question"]):
+            words = m.group(0).split(" ")
+            if m.start() == 0:  # a sentence-initial capital ("Has Jomo Demir") is no name
+                words = words[1:]
+            if len(words) >= 2:
+                counts[" ".join(words)] += 1
+    # an author's name recurs across their questions; a one-off capitalised title does not
+    return sorted(n for n, c in counts.items() if c >= 2 and n not in retain_text)
+
+
+def tofu_anchors(names: list[str], taken_text: str, seed: int) -> dict[str, str]:
+    """Each name (and its first and last word) mapped to an invented name unused anywhere."""
+    import random
+    from ...data.world import load_resource
+    vocab = load_resource("world_vocab.json")
+    rng = random.Random(seed)
+    firsts = [n for n in vocab["first_names_neutral"] + vocab["first_names_female"]
+              + vocab["first_names_male"] if n not in taken_text]
+    lasts = [n for n in vocab["last_names"] if n not in taken_text]
+    rng.shuffle(firsts)
+    rng.shuffle(lasts)
+    anchors: dict[str, str] = {}
+    for name in names:
+        first, *_, last = name.split()
+        new_first = anchors.get(first) or firsts.pop()
+        new_last = anchors.get(last) or lasts.pop()
+        anchors.setdefault(first, new_first)
+        anchors.setdefault(last, new_last)
+        anchors[name] = f"{new_first} {new_last}"
+    return anchors
+
+
+def tofu_target(profile: Profile, tokenizer) -> WhpTarget:
+    """The forget split as WHP blocks (prompt + answer, as the model is evaluated)."""
+    from ...data.tofu import load_tofu
+    from ...models.prompts import answer_text, format_prompt
+    forget = list(load_tofu(profile, profile.forget_split))
+    retain = list(load_tofu(profile, profile.retain_split))
+    blocks = [format_prompt(r["question"], profile.prompt_format, tokenizer)
+              + answer_text(r["answer"], profile.prompt_format) for r in forget]
+    taken = " ".join(r["question"] + " " + r["answer"] for r in forget + retain)
+    anchors = tofu_anchors(tofu_forget_names(forget, retain), taken, profile.seed)
+    return WhpTarget(f"tofu-{profile.forget_split}", tuple(blocks), anchors)
