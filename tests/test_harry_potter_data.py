@@ -62,9 +62,13 @@ def test_sizes(data):
 
 def test_accessors(data):
     assert passages() == [p["text"] for p in data["passages"]]
-    assert passages(3) == passages()[:3]
-    sentences = corpus_sentences(2)
-    assert sentences == split_sentences(passages()[0]) + split_sentences(passages()[1])
+    # a limited corpus keeps every passage that completes a familiarity prompt, first
+    prompts = [f["prompt"] for f in familiarity_prompts()]
+    needed = [t for t in passages() if any(q in t for q in prompts)]
+    assert passages(3) == needed
+    assert passages(len(needed) + 2)[len(needed):] == [t for t in passages() if t not in needed][:2]
+    sentences = corpus_sentences(len(needed))
+    assert sentences == [s for t in needed for s in split_sentences(t)]
     assert len(corpus_sentences()) > 4 * len(passages())
     items = general_mc()
     items[0]["choices"].append("mutated")  # a copy: the cached data stays intact
