@@ -65,15 +65,12 @@ def generate_text(model, tokenizer, prompt: str, sampling: Sampling = Sampling()
     return tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True)
 
 
-@torch.no_grad()
 def next_tokens(model, tokenizer, prompt: str, k: int = 10) -> pd.DataFrame:
     """The ``k`` most likely next tokens after ``prompt`` and their probabilities."""
-    ids = torch.tensor([list(tokenizer(prompt, add_special_tokens=True)["input_ids"])])
-    logits = model(input_ids=ids.to(_device(model)), attention_mask=torch.ones_like(ids).to(_device(model))).logits
-    probs = torch.softmax(logits[0, -1].float(), -1)
-    top = torch.topk(probs, k)
-    return pd.DataFrame({"token": [tokenizer.decode([i]) for i in top.indices.tolist()],
-                         "probability": top.values.tolist()})
+    from .evaluation.quick import next_token_distribution
+    ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+    tokens, probs = next_token_distribution(model, tokenizer, ids, k)
+    return pd.DataFrame({"token": tokens, "probability": probs})
 
 
 @torch.no_grad()
@@ -245,7 +242,6 @@ class ProbeApp:
 
     def run(self) -> ProbeResult | None:
         """The Generate callback: probe both models and redraw the results."""
-        from IPython.display import display
         self.status.value = "generating…"
         try:
             models = {f"A: {self.left.value}": self.loader(self.catalogue[self.left.value]),
@@ -257,10 +253,11 @@ class ProbeApp:
         texts = list(result.generations.values())
         self.answer_a.value = html.escape(texts[0].strip()) or "<i>(nothing)</i>"
         self.answer_b.value = html.escape(texts[1].strip()) or "<i>(nothing)</i>"
-        self.charts.clear_output(wait=True)
-        with self.charts:
-            display(next_token_figure(result))
-            display(probability_strip(result))
+        # appended as display data rather than printed inside ``with self.charts``: the same
+        # outputs then appear in JupyterLab, in Voila and when tests call run() with no kernel
+        self.charts.outputs = ()
+        self.charts.append_display_data(next_token_figure(result))
+        self.charts.append_display_data(probability_strip(result))
         self.status.value = "done"
         self.last = result
         return result

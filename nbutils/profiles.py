@@ -104,7 +104,7 @@ class WhpConfig:
     finetune_epochs: float = 3.0
     finetune_learning_rate: float = 1e-4
     batch_size: int = 8
-    eval_every: int = 0  # optimiser steps between familiarity/MC measurements (0: 6 points)
+    eval_points: int = 6  # familiarity/MC measurements over the fine-tune, start and end included
     # the inference-time variant (MUSE's WHP baseline) uses the combination alone
     inference_alpha: float = 1.0
     max_new_tokens: int = 24  # completion length of the familiarity prompts
@@ -190,6 +190,10 @@ PROFILES: dict[str, Profile] = {
             epochs=5, learning_rate=1e-4, batch_size=8, gradient_accumulation_steps=4,
             max_length=256, lora=True,
         ),
+        # WHP on a CPU-sized slice of the corpus: the passages behind every familiarity prompt
+        whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,
+                      reinforce_learning_rate=3e-4, lora=True, alpha=5.0, finetune_epochs=4,
+                      finetune_learning_rate=3e-4, batch_size=8, eval_points=3),
         max_new_tokens=200,
         eval_batch_size=32,
     ),

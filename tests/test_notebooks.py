@@ -74,4 +74,34 @@ def test_forget_quality_and_privacy_phenomena(tiny_run):
     assert s["retain_forget_quality"] == 1.0
     assert s["target_forget_quality"] < 0.05
     assert s["retain_privleak"] == 0.0 and s["target_privleak"] < -50
-    assert s["rows_filled"] == 11  # every unlearning method's leaderboard row
+    assert s["rows_filled"] == 13  # every unlearning method's leaderboard row, WHP's two included
+    # WHP on the TOFU forget set (forget authors' names as anchors) forgets in the same direction
+    assert s["forget_rouge"]["whp"] < s["forget_rouge"]["target"], s["forget_rouge"]
+
+
+def test_whp_reinforced_model_and_generic_predictions(tiny_run):
+    s = tiny_run[1]["09_whp_reinforced_model"]
+    assert s["baseline_familiarity"] >= 0.8, s  # the tiny model read our Harry Potter corpus
+    assert s["baseline_mc_accuracy"] >= 0.9, s
+    assert s["reinforced_loss_last"] < s["reinforced_loss_first"], s
+    assert s["generic_answer_prob"] < s["baseline_answer_prob"], s
+
+
+def test_whp_forgets_the_books_and_keeps_general_knowledge(tiny_run):
+    """Issue 5 on tiny: the direction of the smol targets (familiarity down a lot, MC kept)."""
+    s = tiny_run[1]["10_whp_generic_labels"]
+    assert s["whp_familiarity"] * 3 <= s["baseline_familiarity"], s
+    assert s["whp_answer_prob"] < 0.5 * s["baseline_answer_prob"], s
+    assert s["whp_mc_accuracy"] >= s["baseline_mc_accuracy"] - 0.1, s
+    assert s["reference_revealed_after"] < s["reference_revealed_before"], s
+    board = tiny_run[1]["12_leaderboard"]
+    assert board["whp_familiarity"]["whp"] < board["whp_familiarity"]["baseline"]
+
+
+def test_probing_notebook_rendered_both_models(tiny_run):
+    s = tiny_run[1]["11_probe_who_is_harry_potter"]
+    assert s["preset_prompts"] == 5 and s["models"] >= 3
+    for prompt, answers in s["answers"].items():
+        assert set(answers) == {"baseline", "WHP"} and all(a.strip() for a in answers.values()), prompt
+    probs = s["mean_answer_token_prob"]
+    assert probs["WHP"] < probs["baseline"], probs

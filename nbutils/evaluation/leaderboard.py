@@ -1,5 +1,6 @@
 """The leaderboard: every unlearning method x every metric, against the target and the
-retain model, plus forget quality over each run's checkpoints and a MUSE table.
+retain model, plus forget quality over each run's checkpoints, a MUSE table and the Who's
+Harry Potter table (familiarity with the books, general knowledge).
 
 Everything is cached: TOFU evaluations by :func:`ensure_tofu_eval`, the MIA / MUSE numbers
 by :func:`ensure_privacy_eval`, so rebuilding the table after one new run costs one
@@ -22,7 +23,7 @@ from .tofu import ensure_retain_eval, ensure_tofu_eval, eval_key
 
 # reading order of the methods, grouped by family (one notebook each)
 METHODS = ("gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "idknll", "idkdpo",
-           "altpo", "rmu", "undial", "task_vector")
+           "altpo", "rmu", "undial", "task_vector", "whp", "whp_inference")
 TOFU_COLUMNS = {"forget_quality": "forget quality", "model_utility": "model utility",
                 "forget_truth_ratio": "forget truth ratio", "forget_Q_A_Prob": "forget prob",
                 "forget_Q_A_ROUGE": "forget ROUGE-L", "extraction_strength": "extraction strength",
@@ -105,6 +106,25 @@ def muse_table(privacy: dict) -> pd.DataFrame:
                        for n, r in privacy.items()}).T.astype(float)
     df.index.name = "model"
     return df
+
+
+def whp_evals(profile: Profile) -> dict[str, dict]:
+    """Familiarity and general MC accuracy of the Harry Potter baseline and its WHP models
+    (fine-tuned and inference-time), each evaluated once and cached."""
+    from ..models.loading import ensure_base_model
+    from ..unlearning.whp import ensure_whp_inference, ensure_whp_model
+    from .whp import ensure_whp_eval
+    paths = {"baseline": ensure_base_model(profile), "whp": ensure_whp_model(profile),
+             "whp_inference": ensure_whp_inference(profile)}
+    return {name: ensure_whp_eval(profile, path, f"{name}-hp-{profile.name}") for name, path in paths.items()}
+
+
+def whp_table(evals: dict[str, dict]) -> pd.DataFrame:
+    """One row per model: familiarity, p(revealing answer), general MC accuracy."""
+    df = pd.DataFrame({name: {"familiarity": e["familiarity"], "p(revealing answer)": e["answer_prob"],
+                              "general MC accuracy": e["mc_accuracy"]} for name, e in evals.items()}).T
+    df.index.name = "model"
+    return df.astype(float)
 
 
 def style_leaderboard(df: pd.DataFrame):

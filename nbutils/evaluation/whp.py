@@ -2,10 +2,13 @@
 
 - **Familiarity** (the paper's completion-based evaluation): the model continues prompts such
   as "Harry Potter's two best friends are"; a completion *reveals* the books when it names
-  one of the prompt's revealing keywords (Ron, Hermione, ...). The paper had GPT-4 grade
-  completions; we match keywords we wrote per prompt, so the score is reproducible offline.
-  Familiarity is the fraction of revealing completions. ``answer_prob`` adds a smooth view:
-  the per-token probability ``exp(mean log p)`` of the revealing answer we wrote.
+  one of the prompt's revealing keywords (Ron, Hermione, ...) or any idiosyncratic term of
+  the books (an anchored term, or the series' author) that the prompt did not already
+  contain. The paper had GPT-4 grade completions; matching terms we wrote keeps the score
+  reproducible offline. Familiarity is the fraction of revealing completions. Base models
+  continue the raw text; chat models (``prompt_format="chat"``) get the prompt as the user's
+  message, since an instruct model answers rather than continues. ``answer_prob`` adds a
+  smooth view: the per-token probability ``exp(mean log p)`` of the revealing answer we wrote.
 - **General knowledge**: a multiple-choice set with no Harry Potter content, each choice
   scored by its summed log-probability as the answer to the question (the
   ``acc`` of lm-evaluation-harness); the paper's ARC / BoolQ / HellaSwag play this role.
@@ -18,15 +21,30 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..models.prompts import encode_qa
-from .generation import generate_continuations
+from ..models.prompts import encode_prompt, encode_qa
+from .generation import generate_answers, generate_continuations
 from .scoring import IGNORE, score_encoded
 
 
-def reveals(completion: str, keywords) -> bool:
-    """True when ``completion`` names any revealing keyword (whole words, any case)."""
-    return any(re.search(r"(?<!\w)" + re.escape(k) + r"(?!\w)", completion, re.IGNORECASE)
-               for k in keywords)
+SERIES_TERMS = ("Harry Potter", "Rowling")  # naming the series itself reveals it too
+
+
+def _has(text: str, term: str, flags=0) -> bool:
+    return re.search(r"(?<!\w)" + re.escape(term) + r"(?!\w)", text, flags) is not None
+
+
+def reveals(completion: str, keywords, prompt: str = "", book_terms=()) -> bool:
+    """True when ``completion`` names a revealing keyword (whole words, any case) or one of
+    ``book_terms`` (whole words, as written) that ``prompt`` does not already contain."""
+    if any(_has(completion, k, re.IGNORECASE) for k in keywords):
+        return True
+    return any(_has(completion, t) and not _has(prompt, t) for t in book_terms)
+
+
+def book_terms() -> tuple[str, ...]:
+    """The books' idiosyncratic terms: every anchored term, and the series itself."""
+    from ..data.harry_potter import anchor_terms
+    return tuple(anchor_terms()) + SERIES_TERMS
 
 
 def clean_completion(text: str) -> str:
@@ -34,25 +52,40 @@ def clean_completion(text: str) -> str:
     return text.split("\n\n")[0].strip()
 
 
-def answer_probabilities(model, tokenizer, prompts: list[dict], batch_size: int = 32) -> list[float]:
-    """``exp(mean log p)`` of each prompt's revealing ``answer`` as its raw-text continuation."""
+def _prompt_ids(tokenizer, prompt: str, prompt_format: str) -> list[int]:
+    if prompt_format == "chat":
+        return encode_prompt(tokenizer, prompt, "chat")
+    return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
+
+
+def answer_probabilities(model, tokenizer, prompts: list[dict], batch_size: int = 32,
+                         prompt_format: str = "raw") -> list[float]:
+    """``exp(mean log p)`` of each prompt's revealing ``answer`` after the prompt (raw text,
+    or the chat template's assistant turn for ``prompt_format="chat"``)."""
     encoded = []
     for p in prompts:
-        prompt_ids = list(tokenizer(p["prompt"], add_special_tokens=True)["input_ids"])
-        answer_ids = list(tokenizer(p["answer"], add_special_tokens=False)["input_ids"])
+        prompt_ids = _prompt_ids(tokenizer, p["prompt"], prompt_format)
+        answer = p["answer"].strip() if prompt_format == "chat" else p["answer"]
+        answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
         encoded.append((prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids))
     scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size, stats=False)
     return [s.normalised_prob for s in scores]
 
 
 def familiarity(model, tokenizer, prompts: list[dict], max_new_tokens: int = 24,
-                batch_size: int = 32) -> dict:
+                batch_size: int = 32, prompt_format: str = "raw") -> dict:
     """Greedy completions of the familiarity prompts and how many reveal the books."""
-    completions = generate_continuations(model, tokenizer, [p["prompt"] for p in prompts],
-                                         max_new_tokens=max_new_tokens, batch_size=batch_size)
+    texts = [p["prompt"] for p in prompts]
+    if prompt_format == "chat":
+        completions = generate_answers(model, tokenizer, texts, "chat", max_new_tokens=max_new_tokens,
+                                       batch_size=batch_size, stop_at_newline=False)
+    else:
+        completions = generate_continuations(model, tokenizer, texts, max_new_tokens=max_new_tokens,
+                                             batch_size=batch_size)
     completions = [clean_completion(c) for c in completions]
-    flags = [reveals(c, p["reveal"]) for c, p in zip(completions, prompts)]
-    probs = answer_probabilities(model, tokenizer, prompts, batch_size)
+    terms = book_terms()
+    flags = [reveals(c, p["reveal"], p["prompt"], terms) for c, p in zip(completions, prompts)]
+    probs = answer_probabilities(model, tokenizer, prompts, batch_size, prompt_format)
     return {"familiarity": float(np.mean(flags)), "answer_prob": float(np.mean(probs)),
             "completions": completions, "revealed": flags, "answer_probs": probs}
 
@@ -77,13 +110,20 @@ def mc_accuracy(model, tokenizer, items: list[dict], prompt_format: str, batch_s
     return {"mc_accuracy": float(np.mean(correct)), "picks": picks, "correct": correct}
 
 
+def familiarity_format(profile) -> str:
+    """How familiarity prompts are put to this profile's model: chat models get a user
+    message, base models continue raw text."""
+    return "chat" if profile.prompt_format == "chat" else "raw"
+
+
 def evaluate_whp(model, tokenizer, profile, prompts: list[dict] | None = None,
                  items: list[dict] | None = None) -> dict:
     """Familiarity, answer probability and general MC accuracy of one model."""
     from ..data.harry_potter import familiarity_prompts, general_mc
     prompts = prompts if prompts is not None else familiarity_prompts()
     items = items if items is not None else general_mc()
-    fam = familiarity(model, tokenizer, prompts, profile.whp.max_new_tokens, profile.eval_batch_size)
+    fam = familiarity(model, tokenizer, prompts, profile.whp.max_new_tokens, profile.eval_batch_size,
+                      familiarity_format(profile))
     mc = mc_accuracy(model, tokenizer, items, profile.prompt_format, profile.eval_batch_size)
     return {**fam, **mc}
 
@@ -100,7 +140,7 @@ def ensure_whp_eval(profile, model_path, name: str) -> dict:
     from ..models.loading import load_model, load_tokenizer
     from ..paths import artifact_dir
     from .tofu import eval_key
-    key = eval_key(profile, model_path) | {"whp": profile.whp.max_new_tokens, "whp_eval": 1}
+    key = eval_key(profile, model_path) | {"whp": profile.whp.max_new_tokens, "whp_eval": 2}
     folder = artifact_dir("eval", f"{name}-whp", key)
     cached = folder / "WHP_EVAL.json"
     if cached.exists():

@@ -86,7 +86,7 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
         dataloader_num_workers=0, remove_unused_columns=False, bf16=profile.finetune.bf16)
     callbacks = []
     if probe is not None:
-        callbacks.append(ProgressProbe(probe, cfg.eval_every or max(1, steps // 5)))
+        callbacks.append(ProgressProbe(probe, max(1, steps // max(1, cfg.eval_points - 1))))
     trainer = Trainer(model=model, args=args, train_dataset=Blocks(features),
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True,
                                                            label_pad_token_id=-100),
