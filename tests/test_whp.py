@@ -148,3 +148,21 @@ def test_tofu_anchors_find_forget_authors(micro_profile):
         first, last = name.split()[0], name.split()[-1]
         assert anchors[name] == f"{anchors[first]} {anchors[last]}"  # consistent parts
         assert anchors[name] not in taken
+
+
+def test_views_render(tiny_tokenizer):
+    from nbutils.unlearning.whp import top_predictions
+    from nbutils.unlearning.whp.views import (label_table_html, position_table, progress_figure,
+                                              top_tokens_figure)
+    base, reinf = _tiny_lm(len(tiny_tokenizer), 0), _tiny_lm(len(tiny_tokenizer), 1)
+    df = top_predictions(base, reinf, tiny_tokenizer, "Harry met", alpha=1.0, k=4)
+    assert list(dict.fromkeys(df["model"])) == ["baseline", "reinforced", "generic (alpha=1)"]
+    assert len(top_tokens_figure(df, "Harry met").data) == 3
+    table = position_table(base, reinf, tiny_tokenizer, "Harry met Ron at Hogwarts.", alpha=1.0)
+    assert len(table) == len(tiny_tokenizer("Harry met Ron at Hogwarts.")["input_ids"]) - 1
+    g = generic_labels(base, reinf, tiny_tokenizer, ["Harry met Ron. Harry left."], ANCHORS, 1.0)[0]
+    html = label_table_html(g, tiny_tokenizer)
+    assert html.count("<tr>") == 3 and "border:2px solid #d33" in html  # consistency marked
+    fig = progress_figure([{"step": 0, "familiarity": 1.0, "answer_prob": 0.5, "mc_accuracy": 1.0},
+                           {"step": 5, "familiarity": 0.2, "answer_prob": 0.1, "mc_accuracy": 0.9}])
+    assert len(fig.data) == 3
