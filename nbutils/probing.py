@@ -127,10 +127,10 @@ def probability_strip(result: ProbeResult) -> go.Figure:
     text = [[t for t in tokens] for _ in labels]
     fig = go.Figure(go.Heatmap(z=z, x=list(range(len(tokens))), y=labels, text=text,
                                texttemplate="%{text}", zmin=0, zmax=1, colorscale="RdYlGn",
-                               colorbar=dict(title="p(token)"),
+                               colorbar=dict(title="p(token)", thickness=12, len=1.0),
                                hovertemplate="%{y}<br>%{text}: %{z:.3f}<extra></extra>"))
     fig.update_layout(title=f"Per-token probability of the answer {result.answer.strip()[:60]!r}",
-                      height=140 + 45 * len(labels), xaxis=dict(showticklabels=False))
+                      height=200 + 45 * len(labels), xaxis=dict(showticklabels=False))
     return fig
 
 
