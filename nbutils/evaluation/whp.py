@@ -36,7 +36,8 @@ def _has(text: str, term: str, flags=0) -> bool:
 def reveals(completion: str, keywords, prompt: str = "", book_terms=()) -> bool:
     """True when ``completion`` names a revealing keyword (whole words, any case) or one of
     ``book_terms`` (whole words, as written) that ``prompt`` does not already contain."""
-    if any(_has(completion, k, re.IGNORECASE) for k in keywords):
+    # a term the prompt already holds proves nothing when the completion repeats it
+    if any(_has(completion, k, re.IGNORECASE) and not _has(prompt, k, re.IGNORECASE) for k in keywords):
         return True
     return any(_has(completion, t) and not _has(prompt, t) for t in book_terms)
 
@@ -140,7 +141,7 @@ def ensure_whp_eval(profile, model_path, name: str) -> dict:
     from ..models.loading import load_model, load_tokenizer
     from ..paths import artifact_dir
     from .tofu import eval_key
-    key = eval_key(profile, model_path) | {"whp": profile.whp.max_new_tokens, "whp_eval": 2}
+    key = eval_key(profile, model_path) | {"whp": profile.whp.max_new_tokens, "whp_eval": 3}
     folder = artifact_dir("eval", f"{name}-whp", key)
     cached = folder / "WHP_EVAL.json"
     if cached.exists():
