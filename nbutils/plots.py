@@ -34,6 +34,22 @@ def next_token_bars(tokens: list[str], probs: list[float], title: str = "Next-to
     return fig
 
 
+def next_token_panels(tables: dict[str, pd.DataFrame], title: str, spacing: float = 0.12):
+    """One horizontal bar chart per model, side by side: ``{model: DataFrame(token,
+    probability)}``, most likely token on top (the multi-model ``next_token_bars``)."""
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=len(tables), subplot_titles=list(tables), horizontal_spacing=spacing)
+    rows = 0
+    for col, df in enumerate(tables.values(), 1):
+        part = df.iloc[::-1]
+        rows = max(rows, len(part))
+        fig.add_trace(go.Bar(x=part["probability"], y=[repr(t) for t in part["token"]],
+                             orientation="h", showlegend=False), row=1, col=col)
+        fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=col)
+    fig.update_layout(title=title, height=120 + 28 * rows)
+    return fig
+
+
 def grouped_scores(df: pd.DataFrame, x: str, y: str, color: str, title: str):
     fig = px.bar(df, x=x, y=y, color=color, barmode="group", title=title, text_auto=".2f")
     fig.update_yaxes(range=[0, 1.05])

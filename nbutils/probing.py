@@ -18,10 +18,10 @@ from typing import Callable
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
 from .evaluation.generation import left_pad
 from .paths import cache_root
+from .plots import next_token_panels
 
 
 @dataclass(frozen=True)
@@ -107,15 +107,7 @@ def probe(models: dict[str, tuple], prompt: str, answer: str | None = None,
 
 def next_token_figure(result: ProbeResult) -> go.Figure:
     """One horizontal bar chart per model: its most likely next tokens."""
-    labels = list(result.next_tokens)
-    fig = make_subplots(rows=1, cols=len(labels), subplot_titles=labels, horizontal_spacing=0.18)
-    for col, label in enumerate(labels, 1):
-        df = result.next_tokens[label].iloc[::-1]
-        fig.add_trace(go.Bar(x=df["probability"], y=[repr(t) for t in df["token"]], orientation="h",
-                             name=label, showlegend=False), row=1, col=col)
-        fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=col)
-    fig.update_layout(title=f"Next token after {result.prompt!r}", height=120 + 26 * len(df))
-    return fig
+    return next_token_panels(result.next_tokens, f"Next token after {result.prompt!r}", spacing=0.18)
 
 
 def probability_strip(result: ProbeResult) -> go.Figure:

@@ -9,22 +9,15 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 import torch
-from plotly.subplots import make_subplots
 
+from ...plots import next_token_panels
 from .labels import IGNORE, GenericLabels, _batch_logits, generic_logits
 
 
 def top_tokens_figure(df: pd.DataFrame, prompt: str) -> go.Figure:
     """The output of :func:`top_predictions` as one bar chart per model, side by side."""
-    models = list(dict.fromkeys(df["model"]))
-    fig = make_subplots(rows=1, cols=len(models), subplot_titles=models, horizontal_spacing=0.12)
-    for col, name in enumerate(models, 1):
-        part = df[df["model"] == name].iloc[::-1]
-        fig.add_trace(go.Bar(x=part["probability"], y=[repr(t) for t in part["token"]],
-                             orientation="h", showlegend=False), row=1, col=col)
-        fig.update_xaxes(range=[0, 1], title_text="probability", row=1, col=col)
-    fig.update_layout(title=f"Next token after {prompt!r}", height=120 + 28 * len(part))
-    return fig
+    tables = {name: df[df["model"] == name] for name in dict.fromkeys(df["model"])}
+    return next_token_panels(tables, f"Next token after {prompt!r}")
 
 
 @torch.no_grad()
