@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import torch
@@ -73,19 +74,18 @@ def next_tokens(model, tokenizer, prompt: str, k: int = 10) -> pd.DataFrame:
     return pd.DataFrame({"token": tokens, "probability": probs})
 
 
-@torch.no_grad()
 def answer_token_probabilities(model, tokenizer, prompt: str, answer: str) -> pd.DataFrame:
-    """Teacher-forced probability of each token of ``answer`` following ``prompt``."""
+    """Teacher-forced probability of each token of ``answer`` following ``prompt`` (the
+    evaluation's shared scoring pass, one pair)."""
+    from .evaluation.scoring import IGNORE, score_encoded
     prompt_ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
     answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
     if not answer_ids:
         return pd.DataFrame({"token": [], "probability": []})
-    ids = torch.tensor([prompt_ids + answer_ids])
-    logits = model(input_ids=ids.to(_device(model)), attention_mask=torch.ones_like(ids).to(_device(model))).logits
-    logp = torch.log_softmax(logits[0, len(prompt_ids) - 1:-1].float(), -1)
-    probs = logp.gather(-1, torch.tensor(answer_ids, device=logp.device)[:, None]).exp()[:, 0]
+    scores = score_encoded(model, [(prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids)],
+                           tokenizer.pad_token_id, stats=False)[0]
     return pd.DataFrame({"token": [tokenizer.decode([i]) for i in answer_ids],
-                         "probability": probs.tolist()})
+                         "probability": np.exp(scores.logprobs).tolist()})
 
 
 def probe(models: dict[str, tuple], prompt: str, answer: str | None = None,
