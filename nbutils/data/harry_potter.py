@@ -58,6 +58,13 @@ def _nonempty_str(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
+def _nonempty_list(data: dict, key: str, source: str) -> list:
+    value = data[key]
+    if not isinstance(value, list) or not value:
+        raise DataValidationError(f"{source}: {key} must be a non-empty list")
+    return value
+
+
 def validate_harry_potter(data, source: str = RESOURCE.name) -> None:
     """Raise :class:`DataValidationError` on the first problem in ``data``, naming
     ``source``, the key, the index or term, and what is wrong."""
@@ -67,9 +74,7 @@ def validate_harry_potter(data, source: str = RESOURCE.name) -> None:
         if key not in data:
             raise DataValidationError(f"{source}: missing key {key!r}")
 
-    passages_ = data["passages"]
-    if not isinstance(passages_, list) or not passages_:
-        raise DataValidationError(f"{source}: passages must be a non-empty list")
+    passages_ = _nonempty_list(data, "passages", source)
     for i, p in enumerate(passages_):
         for field in ("topic", "text"):
             if not isinstance(p, dict) or not _nonempty_str(p.get(field)):
@@ -87,9 +92,7 @@ def validate_harry_potter(data, source: str = RESOURCE.name) -> None:
         if term == generic:
             raise DataValidationError(f"{source}: anchors[{term!r}] translates to itself")
 
-    prompts = data["familiarity_prompts"]
-    if not isinstance(prompts, list) or not prompts:
-        raise DataValidationError(f"{source}: familiarity_prompts must be a non-empty list")
+    prompts = _nonempty_list(data, "familiarity_prompts", source)
     for i, p in enumerate(prompts):
         where = f"{source}: familiarity_prompts[{i}]"
         if not isinstance(p, dict) or not _nonempty_str(p.get("prompt")):
@@ -106,9 +109,7 @@ def validate_harry_potter(data, source: str = RESOURCE.name) -> None:
         if ref not in present:
             raise DataValidationError(f"{source}: familiarity_prompts lacks the reference prompt {ref!r}")
 
-    items = data["general_mc"]
-    if not isinstance(items, list) or not items:
-        raise DataValidationError(f"{source}: general_mc must be a non-empty list")
+    items = _nonempty_list(data, "general_mc", source)
     for i, item in enumerate(items):
         where = f"{source}: general_mc[{i}]"
         if not isinstance(item, dict):
