@@ -11,6 +11,7 @@ Generate button's callback, callable without a browser.
 from __future__ import annotations
 
 import html
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -180,6 +181,16 @@ class ModelLoader:
 
 # ---------------------------------------------------------------- the widget view
 
+def _display_data(fig) -> dict:
+    """A figure as an Output widget's display_data entry. Not ``Output.append_display_data``:
+    plotly figures define ``_ipython_display_``, so IPython's formatter shows them in the cell
+    that is running (none, in a button callback) and hands the widget an empty bundle."""
+    # the mimetype JupyterLab's and Voila's plotly renderer draw, whatever renderer is default
+    data = {"application/vnd.plotly.v1+json": json.loads(fig.to_json()),
+            "text/plain": f"<plotly figure: {fig.layout.title.text or 'untitled'}>"}
+    return {"output_type": "display_data", "data": data, "metadata": {}}
+
+
 class ProbeApp:
     """Two model pickers, a prompt (typed or preset), an answer to score, sampling controls
     and a Generate button; results below. CSS classes name every part the browser test uses."""
@@ -245,11 +256,10 @@ class ProbeApp:
         texts = list(result.generations.values())
         self.answer_a.value = html.escape(texts[0].strip()) or "<i>(nothing)</i>"
         self.answer_b.value = html.escape(texts[1].strip()) or "<i>(nothing)</i>"
-        # appended as display data rather than printed inside ``with self.charts``: the same
-        # outputs then appear in JupyterLab, in Voila and when tests call run() with no kernel
-        self.charts.outputs = ()
-        self.charts.append_display_data(next_token_figure(result))
-        self.charts.append_display_data(probability_strip(result))
+        # set as display data rather than shown inside ``with self.charts``: the same outputs
+        # then appear in JupyterLab, in Voila and when tests call run() with no kernel
+        self.charts.outputs = tuple(_display_data(fig) for fig in
+                                    (next_token_figure(result), probability_strip(result)))
         self.status.value = "done"
         self.last = result
         return result

@@ -63,6 +63,8 @@ def test_probe_app_callback_updates_the_views(lm):
     result = app.run()
     assert result is not None and app.status.value == "done"
     assert app.answer_a.value and app.answer_b.value and len(app.charts.outputs) == 2
+    # real plotly bundles (JupyterLab and Voila render the mimetype), not empty display data
+    assert all("application/vnd.plotly.v1+json" in o["data"] for o in app.charts.outputs)
     app.prompt.value = ""
     assert app.run() is None and "error" in app.status.value  # shown, not raised
 
