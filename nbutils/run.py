@@ -128,6 +128,20 @@ def _display(path: Path) -> str:
         return str(path)
 
 
+# Set in a headless run for every notebook whose parameters cell declares it (unless the caller
+# passed its own value): the notebook then shows its views once, statically. Widgets that call
+# back into the kernel (``ipywidgets.interact``) can deadlock nbclient's execution
+# (jupyter/nbclient#312, jupyter/nbconvert#2029): a run then waits forever on an idle kernel.
+HEADLESS_PARAMETERS = {"INTERACTIVE": False}
+
+
+def notebook_parameters(path: Path, parameters: dict) -> dict:
+    """``parameters`` plus the headless defaults this notebook declares."""
+    declared = papermill.inspect_notebook(str(path))
+    headless = {k: v for k, v in HEADLESS_PARAMETERS.items() if k in declared}
+    return {**headless, **parameters}
+
+
 def run_one(path: Path, out_dir: Path, parameters: dict, kernel: str) -> NotebookResult:
     """Execute one notebook into ``out_dir``; a failure is returned, not raised."""
     output = out_dir / path.name
@@ -135,7 +149,8 @@ def run_one(path: Path, out_dir: Path, parameters: dict, kernel: str) -> Noteboo
     error = None
     try:
         papermill.execute_notebook(
-            str(path), str(output), parameters=parameters, cwd=str(path.parent),
+            str(path), str(output), parameters=notebook_parameters(path, parameters),
+            cwd=str(path.parent),
             kernel_name=kernel, progress_bar=True,
         )
     except Exception as err:  # noqa: BLE001 - a dead kernel must stop the run too

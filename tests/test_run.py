@@ -83,6 +83,22 @@ def test_success_only_params_record(toy_dir, tmp_path, capsys):
     assert "[1/2] 01_hello ... ok in" in printed and "[2/2] 03_after ... ok in" in printed
 
 
+def test_headless_runs_are_not_interactive(tmp_path):
+    """A notebook that declares INTERACTIVE runs with it False unless the caller says otherwise;
+    one that does not declare it gets nothing extra."""
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    _write_notebook(nb_dir / "01_plain.ipynb", "Plain", "no INTERACTIVE", ["print('plain')"])
+    nb = nbformat.read(nb_dir / "01_plain.ipynb", as_version=4)
+    nb.cells[1].source += "\nINTERACTIVE = True"
+    nbformat.write(nb, nb_dir / "02_widgets.ipynb")
+    assert run.notebook_parameters(nb_dir / "01_plain.ipynb", {"PROFILE": "tiny"}) == {"PROFILE": "tiny"}
+    assert run.notebook_parameters(nb_dir / "02_widgets.ipynb", {"PROFILE": "tiny"}) == {
+        "INTERACTIVE": False, "PROFILE": "tiny"}
+    assert run.notebook_parameters(nb_dir / "02_widgets.ipynb", {"INTERACTIVE": True}) == {
+        "INTERACTIVE": True}
+
+
 def test_failure_stops_run(toy_dir, tmp_path, capsys):
     out = tmp_path / "run"
     code = run.main(["--notebooks-dir", str(toy_dir), "--out", str(out), "--record",
