@@ -174,6 +174,7 @@ PROFILES: dict[str, Profile] = {
                                   "rmu": {"learning_rate": 8e-4},
                                   "altpo": {"learning_rate": 8e-4},
                                   "idknll": {"learning_rate": 6e-4},
+                                  "idkdpo": {"learning_rate": 6e-4},
                                   "task_vector": {"scale": 0.5},
                               }),
         whp=WhpConfig(corpus_passages=60, block_length=64, reinforce_epochs=10,
