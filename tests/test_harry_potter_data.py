@@ -31,7 +31,7 @@ CONSISTENCY_EXCEPTIONS = {
 }
 
 
-_SENTENCE_END = re.compile(r"[.!?](\s|$)")
+_SENTENCE_END = re.compile(r"(?<!\b[A-Z])[.!?](\s|$)")
 
 
 def _whole(term: str) -> re.Pattern:
@@ -245,3 +245,8 @@ def test_validation_names_the_problem(data, edit, needle):
 
 def test_shipped_file_validates(data):
     validate_harry_potter(data)
+
+
+def test_sentences_do_not_break_at_initials():
+    assert split_sentences("Written by J.K. Rowling. Also J. K. Rowling! Done? Yes.") == [
+        "Written by J.K. Rowling.", "Also J. K. Rowling!", "Done?", "Yes."]

@@ -51,7 +51,8 @@ MIN_ANCHORS = 150
 N_CHOICES = 4
 
 # a sentence ends at . ! or ? followed by whitespace (the text avoids abbreviations)
-_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+# after . ! ? and whitespace, but not after an initial ("J.K. Rowling", "J. K. Rowling")
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-Z]\.)\s+")
 
 
 def _nonempty_str(value) -> bool:

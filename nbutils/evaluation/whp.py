@@ -139,9 +139,14 @@ def ensure_whp_eval(profile, model_path, name: str) -> dict:
     """:func:`evaluate_whp` of the checkpoint at ``model_path``, computed once and cached."""
     import json
     from ..models.loading import load_model, load_tokenizer
-    from ..paths import artifact_dir
+    from ..data.harry_potter import familiarity_prompts, general_mc
+    from ..paths import artifact_dir, config_key
     from .tofu import eval_key
-    key = eval_key(profile, model_path) | {"whp": profile.whp.max_new_tokens, "whp_eval": 3}
+    # the prompts and questions are part of the key: a baseline scored on an older prompt set
+    # must not be compared with a model scored on the current one
+    key = eval_key(profile, model_path) | {
+        "whp": profile.whp.max_new_tokens, "whp_eval": 3,
+        "questions": config_key({"prompts": familiarity_prompts(), "mc": general_mc()})}
     folder = artifact_dir("eval", f"{name}-whp", key)
     cached = folder / "WHP_EVAL.json"
     if cached.exists():
