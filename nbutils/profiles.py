@@ -91,7 +91,7 @@ class WhpConfig:
     """Who's Harry Potter (Eldan & Russinovich 2023) on our Harry Potter corpus: the
     reinforced model, the generic labels and the fine-tune on them (notebooks 09-11)."""
 
-    corpus_passages: int = 0  # passages of the target corpus used (0: all of them)
+    corpus_passages: int = 0  # passages used (0: all); never fewer than those completing a familiarity prompt
     block_length: int = 128  # tokens per training block (sentences packed up to this)
     # 1. the reinforced model: the baseline trained further on the target text
     reinforce_epochs: float = 3.0
