@@ -41,14 +41,10 @@ def pack_sentences(sentences: list[str], tokenizer, max_tokens: int) -> list[str
     return blocks
 
 
-def split_sentences(text: str) -> list[str]:
-    return [s for s in re.split(r"(?<=[.!?])\s+", text.strip()) if s]
-
-
 def harry_potter_blocks(profile: Profile, tokenizer) -> list[str]:
     """The Harry Potter corpus as training blocks; sentences never cross passages, so a
     block is about one topic and anchored names repeat within it (what consistency is for)."""
-    from ...data.harry_potter import passages
+    from ...data.harry_potter import passages, split_sentences
     limit = profile.whp.corpus_passages or None
     blocks = []
     for text in passages(limit):
