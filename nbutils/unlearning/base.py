@@ -57,6 +57,9 @@ class UnlearningMethod:
     config_cls: ClassVar[type[MethodConfig]] = MethodConfig
     reference_logprobs: ClassVar[tuple[str, ...]] = ()
     needs_reference_model: ClassVar[bool] = False
+    # sections of the profile, besides ``unlearn``, the method reads its settings from (they
+    # become part of the run's cache key)
+    profile_sections: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, config: MethodConfig):
         self.config = config

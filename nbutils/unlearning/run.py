@@ -169,8 +169,7 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
     key = {"start": start, "method": method.name, "config": asdict(method.config),
            "unlearn": profile.unlearn, "forget_split": profile.forget_split,
            "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 2}
-    if method.name.startswith("whp"):  # WHP's settings live in the profile's whp section
-        key["whp"] = profile.whp
+    key |= {section: getattr(profile, section) for section in method.profile_sections}
     out = artifact_dir("unlearn", run_name(profile, method), key)
     if not (out / "DONE").exists():
         if _main_process():

@@ -21,6 +21,7 @@ class WhoIsHarryPotter(UnlearningMethod):
     name = "whp"
     paper = "Eldan & Russinovich 2023, Who's Harry Potter? Approximate Unlearning in LLMs"
     config_cls = WhpMethodConfig
+    profile_sections = ("whp",)
 
     def unlearn(self, profile, start: str, out_dir):
         from ..whp.run import build_whp_model
@@ -32,6 +33,7 @@ class WhpInference(UnlearningMethod):
     name = "whp_inference"
     paper = "MUSE's WHP baseline: v_base - alpha * ReLU(v_reinforced - v_base) at inference"
     config_cls = WhpMethodConfig
+    profile_sections = ("whp",)
 
     def unlearn(self, profile, start: str, out_dir):
         from ..whp.run import write_whp_inference
