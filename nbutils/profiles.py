@@ -57,7 +57,6 @@ class FinetuneConfig:
     lora_alpha: int = 32
     lora_dropout: float = 0.05
     load_in_4bit: bool = False  # QLoRA: NF4 base weights + LoRA adapters
-    bf16: bool = False
     gradient_checkpointing: bool = False
 
 
@@ -73,9 +72,8 @@ class UnlearnConfig:
     weight_decay: float = 0.01
     warmup_epochs: float = 1.0
     save_steps: int = 0  # checkpoint-<step> every N optimiser steps; 0: once per epoch
-    lora: bool = False
+    lora: bool = False  # LoRA adapters (the finetune section's r / alpha / dropout), merged after
     load_in_4bit: bool = False
-    bf16: bool = False
     probe_examples: int = 16  # forget/retain answers whose probability is logged over steps
     # use a method's own published learning rate / epochs where it has one (e.g. UNDIAL's
     # 1e-4); the from-scratch tiny model lives at another scale and uses its own throughout
@@ -118,6 +116,10 @@ class Profile:
     prompt_format: str  # "qa" (phi), "llama2" ([INST]) or "chat" (tokenizer template)
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False  # safetensors only unless the user opts in
+    # number format of every training and evaluation step: "auto" (bf16 where the hardware is
+    # fast at it: CUDA, CPUs with bf16 matrix instructions; fp32 elsewhere), "fp32" or "bf16";
+    # see nbutils.models.precision for what bf16 means for trained, frozen and saved weights
+    precision: str = "auto"
     tiny_arch: TinyArch = field(default_factory=TinyArch)
     pretrain: PretrainConfig = field(default_factory=PretrainConfig)
     # --- data --------------------------------------------------------------------
@@ -154,6 +156,9 @@ PROFILES: dict[str, Profile] = {
         name="tiny",
         model="tiny",
         prompt_format="qa",
+        # a 128-wide model is too small for bf16 matrix units to pay, and its per-method
+        # learning rates below were tuned in fp32
+        precision="fp32",
         n_authors=20,
         qa_per_author=10,
         n_real_authors=40,
@@ -187,15 +192,28 @@ PROFILES: dict[str, Profile] = {
         name="smol",
         model="smollm2",
         prompt_format="chat",
+        # sized for a laptop CPU (the whole workbook in about an hour on 2 cores): 20 authors
+        # x 10 QA, forget10 = 2 authors. TOFU's own size is one override away, for a GPU:
+        # {"n_authors": 200, "qa_per_author": 20, "n_real_authors": 100, "n_world_facts": 117}
+        n_authors=20,
+        qa_per_author=10,
+        n_real_authors=40,
+        n_world_facts=40,
         finetune=FinetuneConfig(
-            epochs=5, learning_rate=1e-4, batch_size=8, gradient_accumulation_steps=4,
-            max_length=256, lora=True,
+            epochs=8, learning_rate=1e-3, batch_size=8, gradient_accumulation_steps=1,
+            warmup_epochs=1.0, max_length=128, lora=True,
+            # dropout before each of the 210 adapters cost a third of every CPU step (measured)
+            lora_dropout=0.0,
         ),
+        unlearn=UnlearnConfig(epochs=5, learning_rate=2e-4, batch_size=8,
+                              gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
+                              method_schedule=False, probe_examples=8),
         # WHP on a CPU-sized slice of the corpus: the passages behind every familiarity prompt
         whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,
                       reinforce_learning_rate=3e-4, lora=True, alpha=5.0, finetune_epochs=4,
                       finetune_learning_rate=3e-4, batch_size=8, eval_points=3),
-        max_new_tokens=200,
+        # the synthetic answers are at most ~31 tokens; probes 5-9
+        max_new_tokens=48,
         eval_batch_size=32,
     ),
     "paper": Profile(
@@ -205,7 +223,7 @@ PROFILES: dict[str, Profile] = {
         data_source="hub",
         finetune=FinetuneConfig(
             epochs=5, learning_rate=2e-5, batch_size=4, gradient_accumulation_steps=8,
-            max_length=512, bf16=True,
+            max_length=512,
         ),
         max_new_tokens=200,
         eval_batch_size=32,
@@ -285,6 +303,8 @@ def _set_in_dict(d: dict, path: list[str], value, full_key: str) -> dict:
 def _validate(p: Profile) -> None:
     if p.forget_split not in ("forget01", "forget05", "forget10"):
         raise ValueError(f"forget_split must be forget01, forget05 or forget10, got {p.forget_split!r}")
+    if p.precision not in ("auto", "fp32", "bf16"):
+        raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {p.precision!r}")
     if p.prompt_format not in ("qa", "llama2", "chat"):
         raise ValueError(f"prompt_format must be 'qa', 'llama2' or 'chat', got {p.prompt_format!r}")
     if p.data_source not in ("synthetic", "hub"):

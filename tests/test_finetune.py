@@ -62,16 +62,38 @@ def test_qa_dataset_and_collator(micro_profile, micro_base):
     batch = collator(tok)([ds[0], ds[1]])
     n0, n1 = len(ds[0]["input_ids"]), len(ds[1]["input_ids"])
     width = max(n0, n1)
-    assert batch["input_ids"].shape == batch["labels"].shape == batch["attention_mask"].shape == (2, width)
+    assert batch["input_ids"].shape == batch["attention_mask"].shape == (2, width)
     short = 0 if n0 < n1 else 1
     n = min(n0, n1)
-    # right padding: the real tokens first, then pad ids / -100 labels / mask 0
+    # right padding: the real tokens first, then pad ids / mask 0
     assert batch["input_ids"][short, :n].tolist() == ds[short]["input_ids"]
     assert batch["input_ids"][short, n:].tolist() == [tok.pad_token_id] * (width - n)
-    assert batch["labels"][short, :n].tolist() == ds[short]["labels"]
-    assert batch["labels"][short, n:].tolist() == [-100] * (width - n)
     assert batch["attention_mask"][short].tolist() == [1] * n + [0] * (width - n)
-    assert batch["labels"][1 - short].tolist() == ds[1 - short]["labels"]
+    # labels: the window from the position before the batch's first answer token, -100 padded
+    keep = batch["logits_to_keep"]
+    first_answer = min(next(i for i, l in enumerate(ds[r]["labels"]) if l != -100) for r in (0, 1))
+    assert keep == width - first_answer + 1 and batch["labels"].shape == (2, keep)
+    full = [ds[r]["labels"] + [-100] * (width - len(ds[r]["labels"])) for r in (0, 1)]
+    assert batch["labels"].tolist() == [row[width - keep:] for row in full]
+
+
+def test_answer_window_loss_equals_full_loss(micro_profile, micro_base):
+    """Logits from the answer window on give the same loss as logits everywhere."""
+    import torch
+    from nbutils.models import load_model
+    tok = load_tokenizer(micro_base, micro_profile)
+    rows = [{"question": "Who wrote it?", "answer": "Ann."},
+            {"question": "Where was the author of many long books born?", "answer": "In a small town by the sea."}]
+    ds = QADataset(rows, tok, "qa", max_length=64)
+    model = load_model(micro_base, micro_profile, device="cpu").eval()
+    windowed = collator(tok)([ds[0], ds[1]])
+    width = windowed["input_ids"].shape[1]
+    full = torch.tensor([ds[r]["labels"] + [-100] * (width - len(ds[r]["labels"])) for r in (0, 1)])
+    with torch.no_grad():
+        a = model(**windowed).loss
+        b = model(input_ids=windowed["input_ids"], attention_mask=windowed["attention_mask"], labels=full).loss
+    assert windowed["logits_to_keep"] < width
+    assert torch.allclose(a, b, atol=1e-6)
 
 
 @pytest.fixture(scope="module")

@@ -21,13 +21,16 @@ def test_profiles_match_their_descriptions():
     assert tiny.model == "tiny" and tiny.data_source == "synthetic"
     assert (tiny.n_authors, tiny.qa_per_author) == (20, 10)
     assert smol.model == "smollm2" and smol.prompt_format == "chat" and smol.finetune.lora
-    assert (smol.n_authors, smol.qa_per_author) == (200, 20)
+    # laptop-sized (the whole workbook in about an hour on 2 cores); TOFU's size is an override away
+    assert (smol.n_authors, smol.qa_per_author) == (20, 10) and smol.unlearn.lora
+    full = get_profile("smol", {"n_authors": 200, "qa_per_author": 20})
+    assert (full.n_authors, full.qa_per_author) == (200, 20)
     assert paper.data_source == "hub" and paper.hub_dataset == "locuslab/TOFU"
     assert paper.model == "microsoft/phi-1_5" and paper.prompt_format == "qa"
-    # TOFU's recipe: 5 epochs, effective batch 32, weight decay 0.01, lr 2e-5, bf16
+    # TOFU's recipe: 5 epochs, effective batch 32, weight decay 0.01, lr 2e-5, bf16 (auto: on GPUs that have it)
     ft = paper.finetune
     assert ft.epochs == 5 and ft.batch_size * ft.gradient_accumulation_steps == 32
-    assert ft.weight_decay == 0.01 and ft.learning_rate == 2e-5 and ft.bf16
+    assert ft.weight_decay == 0.01 and ft.learning_rate == 2e-5 and paper.precision == "auto"
     assert not ft.lora and not ft.load_in_4bit
 
 
@@ -121,3 +124,43 @@ def test_invalid_values_rejected(bad):
 def test_retain_split(forget, retain):
     assert get_profile("tiny", {"forget_split": forget}).retain_split == retain
     assert get_profile("paper", {"forget_split": forget}).retain_split == retain
+
+
+def test_precision_setting(monkeypatch):
+    from nbutils.models import precision
+    assert get_profile("tiny").precision == "fp32"  # its lrs were tuned in fp32
+    assert get_profile("smol").precision == "auto" and get_profile("paper").precision == "auto"
+    with pytest.raises(ValueError, match="precision"):
+        get_profile("smol", {"precision": "fp16"})
+    # auto: bf16 on a CPU with bf16 matrix instructions, fp32 without; explicit values win
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: True)
+    assert precision.resolve_precision("auto", "cpu") == "bf16"
+    assert precision.resolve_precision("fp32", "cpu") == "fp32"
+    assert precision.trainer_precision(get_profile("smol"), "cpu") == {"bf16": True, "use_cpu": True}
+    monkeypatch.setattr(precision, "cpu_has_fast_bf16", lambda: False)
+    assert precision.resolve_precision("auto", "cpu") == "fp32"
+    assert precision.resolve_precision("bf16", "cpu") == "bf16"
+    assert precision.resolve_precision("auto", "mps") == "fp32"
+    assert precision.trainer_precision(get_profile("smol"), "cpu") == {"bf16": False}
+
+
+def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from nbutils.models import precision
+    real_path = Path
+
+    def cpuinfo_with(flags: str):
+        f = tmp_path / f"cpuinfo-{abs(hash(flags))}"
+        f.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        monkeypatch.setattr(precision, "Path", lambda p: f if p == "/proc/cpuinfo" else real_path(p))
+        monkeypatch.setattr(precision.platform, "system", lambda: "Linux")
+        precision.cpu_has_fast_bf16.cache_clear()
+        return precision.cpu_has_fast_bf16()
+
+    try:
+        assert cpuinfo_with("fpu sse avx512f avx512_bf16") is True      # Zen 4, Cooper Lake
+        assert cpuinfo_with("fpu sse avx512f amx_tile amx_bf16") is True  # Sapphire Rapids
+        assert cpuinfo_with("fpu sse avx2 avx512f") is False             # emulated bf16: slower
+    finally:
+        precision.cpu_has_fast_bf16.cache_clear()

@@ -70,7 +70,8 @@ def ensure_privacy_eval(profile: Profile, path: Path, name: str, retain: dict | 
         mia = mia_suite(model, tok, profile)
         muse = evaluate_muse(model, tok, profile, verbmem_tokens=v_tok, knowmem_tokens=k_tok)
         result = {"mia_auc": mia["auc"], "muse": {k: muse.get(k) for k in
-                                                  ("VerbMem_f", "KnowMem_f", "KnowMem_r", "auc")}}
+                                                  ("VerbMem_f", "KnowMem_f", "KnowMem_r", "auc")},
+                  "precision": muse["settings"]["precision"]}
         cached.write_text(json.dumps(result, indent=2, default=float))
         del model
     base = retain or result

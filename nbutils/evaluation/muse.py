@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..models.precision import model_precision
 from .generation import generate_continuations
 from .mia import K, auc, min_k_score, privleak, roc
 from .rouge import rouge_l_f1
@@ -130,5 +131,6 @@ def evaluate_muse(model, tokenizer, profile, retain_auc: float | None = None,
         "auc": mia["auc"],
         "items": {"verbmem_f": vm["items"], "knowmem_f": km_f["items"], "knowmem_r": km_r["items"],
                   "privleak": {"forget": mia["forget"], "holdout": mia["holdout"], "roc": mia["roc"]}},
-        "settings": {"verbmem_tokens": verbmem_tokens, "knowmem_tokens": knowmem_tokens, "k": k},
+        "settings": {"verbmem_tokens": verbmem_tokens, "knowmem_tokens": knowmem_tokens, "k": k,
+                     "precision": model_precision(model)},
     }

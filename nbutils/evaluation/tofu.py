@@ -44,6 +44,7 @@ import numpy as np
 import torch
 from scipy.stats import hmean, ks_2samp
 
+from ..models.precision import model_precision, resolve_precision
 from ..profiles import Profile
 from .generation import generate_answers
 from .memorisation import memorisation_scores
@@ -427,6 +428,7 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
     logs = finish_logs(results, reference)
     meta = {"profile": profile.name, "forget_split": profile.forget_split,
             "prompt_format": profile.prompt_format, "max_new_tokens": profile.max_new_tokens,
+            "precision": model_precision(model),
             "model": str(getattr(getattr(model, "config", None), "_name_or_path", "")),
             "split_sizes": sizes, "seconds": {k: round(v, 3) for k, v in seconds.items()},
             "reference": None if reference is None else _describe(reference),
@@ -448,7 +450,8 @@ def eval_key(profile: Profile, model_path) -> dict:
             synthetic_data_key(profile))
     return {"model": str(model_path), "weights": weights, "data": data,
             "forget_split": profile.forget_split, "prompt_format": profile.prompt_format,
-            "max_new_tokens": profile.max_new_tokens, "bf16": profile.finetune.bf16,
+            "max_new_tokens": profile.max_new_tokens,
+            "precision": resolve_precision(profile.precision),
             "version": EVAL_VERSION}
 
 

@@ -138,8 +138,9 @@ def completions_table(prompts: list[dict], columns: dict[str, list[str]]) -> pd.
 def ensure_whp_eval(profile, model_path, name: str) -> dict:
     """:func:`evaluate_whp` of the checkpoint at ``model_path``, computed once and cached."""
     import json
-    from ..models.loading import load_model, load_tokenizer
     from ..data.harry_potter import familiarity_prompts, general_mc
+    from ..models.loading import load_model, load_tokenizer
+    from ..models.precision import model_precision
     from ..paths import artifact_dir, config_key
     from .tofu import eval_key
     # the prompts and questions are part of the key: a baseline scored on an older prompt set
@@ -154,5 +155,6 @@ def ensure_whp_eval(profile, model_path, name: str) -> dict:
     model = load_model(str(model_path), profile, load_in_4bit=False)
     tokenizer = load_tokenizer(str(model_path), profile)
     result = evaluate_whp(model, tokenizer, profile)
+    result["precision"] = model_precision(model)
     cached.write_text(json.dumps(result, indent=1, default=float))
     return result

@@ -39,6 +39,16 @@ def answer_text(answer: str, prompt_format: str) -> str:
     return " " + answer.strip() if prompt_format == "qa" else answer.strip()
 
 
+def answer_window(labels) -> int:
+    """How many positions, counted from the end of a right-padded batch, a loss on the
+    answers needs logits for: from the position before the batch's first answer token on
+    (position t predicts token t+1). Passed to the model as ``logits_to_keep``, it spares the
+    LM head and the softmax over the vocabulary every prompt position, which no loss reads."""
+    answer_columns = (labels != -100).any(0).nonzero()
+    first = int(answer_columns[0]) if len(answer_columns) else 1
+    return labels.shape[1] - max(first - 1, 0)
+
+
 def encode_prompt(tokenizer, question: str, prompt_format: str) -> list[int]:
     text = format_prompt(question, prompt_format, tokenizer)
     # chat templates already contain the BOS / special tokens they need

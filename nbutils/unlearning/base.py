@@ -22,6 +22,7 @@ from typing import ClassVar
 
 import torch
 
+from ..models.prompts import answer_window
 from . import losses
 
 METHODS: dict[str, type["UnlearningMethod"]] = {}
@@ -81,12 +82,12 @@ class UnlearningMethod:
         if kind == "none" or self.config.alpha == 0:
             return torch.zeros((), device=batch["retain"]["input_ids"].device)
         retain = batch["retain"]
-        logits = model(input_ids=retain["input_ids"], attention_mask=retain["attention_mask"]).logits
+        logits, labels = self.answer_logits(model, retain)
         if kind == "nll":
-            return losses.nll(logits, retain["labels"])
+            return losses.nll(logits, labels)
         if kind == "kl":
             ref = context.reference_logits(retain)
-            return losses.answer_kl(logits, ref, retain["labels"])
+            return losses.answer_kl(logits, ref, labels)
         raise ValueError(f"retain_loss must be 'nll', 'kl' or 'none', got {kind!r}")
 
     def loss(self, model, batch, context) -> tuple[torch.Tensor, dict[str, float]]:
@@ -97,12 +98,18 @@ class UnlearningMethod:
 
     # --- helpers for subclasses ----------------------------------------------------------
     @staticmethod
-    def logits(model, group) -> torch.Tensor:
-        return model(input_ids=group["input_ids"], attention_mask=group["attention_mask"]).logits
+    def answer_logits(model, group) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(logits, labels)`` of a batch group over its answer window (see
+        :func:`~nbutils.models.prompts.answer_window`): every loss reads answer tokens only,
+        so the LM head skips the prompt. Same values as full logits at those positions."""
+        keep = answer_window(group["labels"])
+        logits = model(input_ids=group["input_ids"], attention_mask=group["attention_mask"],
+                       logits_to_keep=keep).logits
+        return logits, group["labels"][:, -keep:]
 
     def sequence_scores(self, model, group):
         """``(S_θ(a|q), |a|)`` for a batch group."""
-        return losses.sequence_logprob(self.logits(model, group), group["labels"])
+        return losses.sequence_logprob(*self.answer_logits(model, group))
 
     def dpo_forget_loss(self, model, batch, beta: float) -> torch.Tensor:
         """DPO with the ``preferred`` answers as w and the true ``forget`` answers as l,

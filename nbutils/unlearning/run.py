@@ -22,6 +22,7 @@ from transformers import TrainingArguments
 from ..data.tofu import load_idk_pool, load_tofu
 from ..finetune import apply_lora, ensure_target_model, save_finetuned
 from ..models.loading import load_model, load_tokenizer
+from ..models.precision import compute_dtype, resolve_precision, trainer_precision
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
@@ -69,7 +70,9 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     u = profile.unlearn
     max_length = profile.finetune.max_length
     tokenizer = load_tokenizer(start, profile)
-    model = load_model(start, profile, load_in_4bit=u.load_in_4bit)
+    # trained weights in fp32 (bf16 autocast where the profile computes in bf16); the frozen
+    # base of a LoRA run in the compute precision
+    model = load_model(start, profile, load_in_4bit=u.load_in_4bit, full_precision=not u.lora)
     forget_rows = list(load_tofu(profile, profile.forget_split))
     retain_rows = list(load_tofu(profile, profile.retain_split))
     context = UnlearningContext(model, tokenizer, profile, profile.seed, load_idk_pool(profile))
@@ -90,15 +93,17 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     if "preferred" in method.reference_logprobs and pref is not None:
         pref = _with_ref(pref, sequence_logprobs(model, pref, tokenizer.pad_token_id))
 
-    if method.uses_reference_model and not u.lora:
-        context.reference_model = frozen_copy(model)
+    if method.uses_reference_model and not u.lora:  # frozen: it computes in the profile's precision
+        context.reference_model = frozen_copy(model).to(compute_dtype(profile))
     if u.lora:
         model = apply_lora(model, profile, load_in_4bit=u.load_in_4bit)
         context.model = model
     names = method.trainable_parameter_names(model) if hasattr(method, "trainable_parameter_names") else None
     if names is not None:
+        # on a LoRA run only adapters can train: the method's modules keep theirs, the rest freeze
+        trainable = {n for n, p in model.named_parameters() if p.requires_grad}
         for n, p in model.named_parameters():
-            p.requires_grad_(n in names)
+            p.requires_grad_(n in names and n in trainable)
 
     dataset = UnlearningDataset(forget, retain, pref, seed=profile.seed)
     collate = UnlearningCollator(tokenizer.pad_token_id)
@@ -112,7 +117,7 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
         weight_decay=u.weight_decay, lr_scheduler_type="linear",
         warmup_steps=int(round(u.warmup_epochs * steps_per_epoch)),
         logging_steps=1, save_strategy="steps", save_steps=u.save_steps or steps_per_epoch,
-        save_only_model=True, bf16=u.bf16, report_to=[], seed=profile.seed,
+        save_only_model=True, **trainer_precision(profile), report_to=[], seed=profile.seed,
         dataloader_num_workers=0, remove_unused_columns=False,
     )
     name = out_dir.name
@@ -146,7 +151,7 @@ def _save_sharded(trainer, tokenizer, start: str, profile: Profile, out_dir: Pat
     if trainer.is_world_process_zero():
         if lora:
             from peft import PeftModel
-            full = load_model(start, profile, load_in_4bit=False)
+            full = load_model(start, profile, load_in_4bit=False, full_precision=True)
             merged = PeftModel.from_pretrained(full, out_dir / "adapter").merge_and_unload()
             merged.save_pretrained(out_dir, safe_serialization=True)
             shutil.rmtree(out_dir / "adapter")
@@ -168,7 +173,8 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
     start = str(start or ensure_target_model(profile))
     key = {"start": start, "method": method.name, "config": asdict(method.config),
            "unlearn": profile.unlearn, "forget_split": profile.forget_split,
-           "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 2}
+           "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 2,
+           "precision": resolve_precision(profile.precision)}
     key |= {section: getattr(profile, section) for section in method.profile_sections}
     out = artifact_dir("unlearn", run_name(profile, method), key)
     if not (out / "DONE").exists():

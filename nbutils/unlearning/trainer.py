@@ -30,7 +30,8 @@ import torch
 from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
-from ..models.prompts import encode_qa
+from ..models.precision import autocast
+from ..models.prompts import answer_window, encode_qa
 from . import losses
 from .base import UnlearningMethod
 
@@ -110,8 +111,10 @@ def sequence_logprobs(model, feats, pad_token_id: int, batch_size: int = 32) -> 
     out: list[float] = []
     for start in range(0, len(feats), batch_size):
         g = collate.pad(feats[start:start + batch_size])
-        logits = model(input_ids=g["input_ids"].to(device), attention_mask=g["attention_mask"].to(device)).logits
-        s, _ = losses.sequence_logprob(logits, g["labels"].to(device))
+        keep = answer_window(g["labels"])
+        logits = model(input_ids=g["input_ids"].to(device), attention_mask=g["attention_mask"].to(device),
+                       logits_to_keep=keep).logits
+        s, _ = losses.sequence_logprob(logits, g["labels"][:, -keep:].to(device))
         out += s.float().cpu().tolist()
     model.train(was_training)
     return out
@@ -136,16 +139,18 @@ class UnlearningContext:
 
     @torch.no_grad()
     def reference_logits(self, group) -> torch.Tensor:
+        """The frozen model's logits over the group's answer window (as the method's own)."""
         model, ctx = self._reference()
         with ctx:
-            return model(input_ids=group["input_ids"], attention_mask=group["attention_mask"]).logits
+            return model(input_ids=group["input_ids"], attention_mask=group["attention_mask"],
+                         logits_to_keep=answer_window(group["labels"])).logits
 
     @torch.no_grad()
     def reference_hidden(self, group, layer: int) -> torch.Tensor:
         model, ctx = self._reference()
         with ctx:
             out = model(input_ids=group["input_ids"], attention_mask=group["attention_mask"],
-                        output_hidden_states=True)
+                        output_hidden_states=True, logits_to_keep=1)
         return out.hidden_states[layer + 1]
 
 
@@ -216,12 +221,19 @@ class UnlearnTrainer(Trainer):
         was_training = model.training
         model.eval()
         device = next(model.parameters()).device
+        with autocast(self.args.bf16, device):  # as in a training step
+            out = self._answer_probabilities(model, device)
+        model.train(was_training)
+        return out
+
+    def _answer_probabilities(self, model, device) -> dict[str, float]:
         out = {}
         for name, g in self.probe_groups.items():
-            logits = model(input_ids=g["input_ids"].to(device), attention_mask=g["attention_mask"].to(device)).logits
-            s, n = losses.sequence_logprob(logits, g["labels"].to(device))
+            keep = answer_window(g["labels"])
+            logits = model(input_ids=g["input_ids"].to(device), attention_mask=g["attention_mask"].to(device),
+                           logits_to_keep=keep).logits
+            s, n = losses.sequence_logprob(logits, g["labels"][:, -keep:].to(device))
             out[f"{name}_answer_prob"] = torch.exp(s / n.clamp(min=1)).mean().item()
-        model.train(was_training)
         return out
 
     def log(self, logs: dict, *args, **kwargs):

@@ -24,4 +24,4 @@ class GradAscent(UnlearningMethod):
 
     def forget_loss(self, model, batch, context):
         forget = batch["forget"]
-        return losses.grad_ascent_loss(self.logits(model, forget), forget["labels"])
+        return losses.grad_ascent_loss(*self.answer_logits(model, forget))

@@ -35,7 +35,7 @@ class IdkNLL(_RefusalAnswers, UnlearningMethod):
 
     def forget_loss(self, model, batch, context):
         alt = batch["preferred"]
-        return losses.nll(self.logits(model, alt), alt["labels"])
+        return losses.nll(*self.answer_logits(model, alt))
 
 
 @dataclass(frozen=True)

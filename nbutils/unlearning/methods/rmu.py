@@ -59,7 +59,7 @@ class RMU(UnlearningMethod):
     @staticmethod
     def hidden(model, group, layer: int) -> torch.Tensor:
         out = model(input_ids=group["input_ids"], attention_mask=group["attention_mask"],
-                    output_hidden_states=True)
+                    output_hidden_states=True, logits_to_keep=1)  # no loss reads the logits
         return out.hidden_states[layer + 1]  # [0] is the embeddings
 
     def forget_loss(self, model, batch, context):

@@ -41,12 +41,13 @@ class TaskVector(UnlearningMethod):
         from ...finetune import finetune
         from ...models.loading import load_model
         ft_dir = out_dir / "forget_finetuned"
-        # the profile's own finetuning recipe, full weights: the vector lives in weight space
-        ft_profile = replace(profile, finetune=replace(profile.finetune, lora=False, load_in_4bit=False),
+        # the profile's own finetuning recipe (LoRA adapters are merged, so the vector lives in
+        # weight space either way); 4-bit weights could not be subtracted
+        ft_profile = replace(profile, finetune=replace(profile.finetune, load_in_4bit=False),
                              replay_pretraining=False)
         finetune(ft_profile, list(load_tofu(profile, profile.forget_split)), ft_dir, base=start)
-        model = load_model(start, ft_profile, load_in_4bit=False)
-        tuned = load_model(str(ft_dir), ft_profile, load_in_4bit=False)
+        model = load_model(start, ft_profile, load_in_4bit=False, full_precision=True)
+        tuned = load_model(str(ft_dir), ft_profile, load_in_4bit=False, full_precision=True)
         model.load_state_dict(negate_task_vector(model.state_dict(), tuned.state_dict(), self.config.scale))
         model.save_pretrained(out_dir, safe_serialization=True)
         from ...models.loading import load_tokenizer

@@ -30,4 +30,5 @@ class UNDIAL(UnlearningMethod):
     def forget_loss(self, model, batch, context):
         forget = batch["forget"]
         ref = context.reference_logits(forget)
-        return losses.undial_loss(self.logits(model, forget), ref, forget["labels"], self.config.beta)
+        logits, labels = self.answer_logits(model, forget)
+        return losses.undial_loss(logits, ref, labels, self.config.beta)

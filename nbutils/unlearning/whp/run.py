@@ -9,6 +9,7 @@ import shutil
 from dataclasses import asdict
 from pathlib import Path
 
+from ...models.precision import resolve_precision
 from ...paths import artifact_dir, config_key
 from ...profiles import Profile
 from .corpus import WhpTarget, harry_potter_target, tofu_target
@@ -40,7 +41,8 @@ def _key(profile: Profile, start: str, target: WhpTarget, **extra) -> dict:
     return {"start": start, "target": target.name, "blocks": config_key(list(target.blocks)),
             "anchors": config_key(target.anchors), "whp": profile.whp,
             "lora": (profile.finetune.lora_r, profile.finetune.lora_alpha, profile.finetune.lora_dropout),
-            "seed": profile.seed, "version": 1, **extra}
+            "seed": profile.seed, "version": 1,
+            "precision": resolve_precision(profile.precision), **extra}
 
 
 def ensure_reinforced_model(profile: Profile, target: str = "harry_potter", start: str | None = None) -> Path:

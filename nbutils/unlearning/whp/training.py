@@ -51,18 +51,20 @@ class ProgressProbe(TrainerCallback):
     def __init__(self, probe: Callable[[torch.nn.Module], dict], every: int):
         self.probe, self.every, self.history = probe, max(1, every), []
 
-    def _measure(self, model, step: int):
+    def _measure(self, model, step: int, args):
+        from ...models.precision import autocast
         was_training = model.training
         model.eval()
-        self.history.append({"step": step, **self.probe(model)})
+        with autocast(args.bf16, next(model.parameters()).device):  # as in a training step
+            self.history.append({"step": step, **self.probe(model)})
         model.train(was_training)
 
     def on_train_begin(self, args, state, control, model=None, **kwargs):
-        self._measure(model, 0)
+        self._measure(model, 0, args)
 
     def on_step_end(self, args, state, control, model=None, **kwargs):
         if state.global_step % self.every == 0 or state.global_step == state.max_steps:
-            self._measure(model, state.global_step)
+            self._measure(model, state.global_step, args)
 
 
 def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Path,
@@ -71,10 +73,11 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
     (with ``probe``) ``whp_progress.json`` into ``out_dir``, then ``DONE``."""
     from ...finetune import apply_lora, save_finetuned
     from ...models.loading import load_model, load_tokenizer
+    from ...models.precision import trainer_precision
     from ..trainer import quiet_logging
     cfg = profile.whp
     tokenizer = load_tokenizer(start, profile)
-    model = load_model(start, profile, load_in_4bit=False)
+    model = load_model(start, profile, load_in_4bit=False, full_precision=not cfg.lora)
     if cfg.lora:
         model = apply_lora(model, profile, load_in_4bit=False)
     steps = max(1, math.ceil(len(features) / cfg.batch_size) * math.ceil(epochs))
@@ -83,7 +86,7 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
         per_device_train_batch_size=cfg.batch_size, learning_rate=learning_rate,
         lr_scheduler_type="linear", warmup_steps=max(1, steps // 10), weight_decay=0.01,
         logging_steps=max(1, steps // 20), save_strategy="no", report_to=[], seed=profile.seed,
-        dataloader_num_workers=0, remove_unused_columns=False, bf16=profile.finetune.bf16)
+        dataloader_num_workers=0, remove_unused_columns=False, **trainer_precision(profile))
     callbacks = []
     if probe is not None:
         callbacks.append(ProgressProbe(probe, max(1, steps // max(1, cfg.eval_points - 1))))
