@@ -142,6 +142,7 @@ class Profile:
     # --- evaluation ------------------------------------------------------------------
     max_new_tokens: int = 200
     eval_batch_size: int = 32
+    trajectory_points: int = 4  # checkpoints per run the leaderboard evaluates (evenly spaced, last included)
 
     @property
     def retain_split(self) -> str:
@@ -172,6 +173,9 @@ PROFILES: dict[str, Profile] = {
                               gradient_accumulation_steps=1, warmup_epochs=1.0,
                               method_schedule=False,
                               method_hparams={
+                                  # gradient ascent alone collapses utility, as on a real
+                                  # model (lr 3e-4 kept 0.82x of it here, 1e-3 none)
+                                  "gradascent": {"learning_rate": 1e-3},
                                   "npo": {"learning_rate": 3e-4},
                                   "graddiff": {"learning_rate": 3e-4},
                                   "graddiff_kl": {"learning_rate": 3e-4},
@@ -205,16 +209,29 @@ PROFILES: dict[str, Profile] = {
             # dropout before each of the 210 adapters cost a third of every CPU step (measured)
             lora_dropout=0.0,
         ),
-        unlearn=UnlearnConfig(epochs=5, learning_rate=2e-4, batch_size=8,
+        # LoRA unlearning: 5 epochs of the 20 forget QA, batch 8 (15 steps). Learning rates
+        # chosen with `python -m nbutils.tuning --profile smol --method M --grid ...` (the highest
+        # forget quality that keeps 0.7 of the target's model utility; GradAscent is the method
+        # meant to collapse). The grids and what they measured (FQ / utility vs the target):
+        #   gradascent lr {1e-3, 3e-3}: 0.34 / 0.46x, 0 / 0 -> 1e-3 (collapses, not to nothing)
+        #   npo        lr {1e-3, 3e-3}: 0.98 / 0.81x, 0.03 / 1.05x -> 1e-3
+        #   simnpo     lr {1e-3, 3e-3, 6e-3, 1e-2} at beta 4.5: 5e-5 / 1.10x, 1e-4 / 1.20x,
+        #              1e-3 / 1.02x, 4e-3 / 0 (the forget term saturates near p = 0.35: at
+        #              beta 4.5 its gradient 2 sigma(-beta x) vanishes once the answer's mean NLL
+        #              x passes 1); beta {1.0, 0.5} at lr 3e-3: 0.012 / 0.88x, 0.34 / 0 -> 3e-3, 1.0
+        # The other methods use the base rate, the one the GradAscent and NPO grids chose.
+        unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
-                              method_schedule=False, probe_examples=8),
+                              method_schedule=False, probe_examples=8,
+                              method_hparams={"simnpo": {"learning_rate": 3e-3, "beta": 1.0}}),
         # WHP on a CPU-sized slice of the corpus: the passages behind every familiarity prompt
         whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,
                       reinforce_learning_rate=3e-4, lora=True, alpha=5.0, finetune_epochs=4,
                       finetune_learning_rate=3e-4, batch_size=8, eval_points=3),
         # the synthetic answers are at most ~31 tokens; probes 5-9
         max_new_tokens=48,
-        eval_batch_size=32,
+        eval_batch_size=64,
+        trajectory_points=2,  # the first checkpoint and the final model (whose evaluation is cached)
     ),
     "paper": Profile(
         name="paper",

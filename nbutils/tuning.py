@@ -47,10 +47,19 @@ def evaluate_grid(profile: Profile, method: str, grid: dict[str, list]) -> pd.Da
         rows.append({**point, "forget quality": ev["forget_quality"],
                      "model utility": ev["model_utility"],
                      "forget ROUGE-L": ev["forget_Q_A_ROUGE"], "forget prob": ev["forget_Q_A_Prob"],
-                     "utility / target": ev["model_utility"] / target["model_utility"],
-                     "ROUGE / target": ev["forget_Q_A_ROUGE"] / target["forget_Q_A_ROUGE"],
+                     "utility / target": _ratio(ev["model_utility"], target["model_utility"]),
+                     "ROUGE / target": _ratio(ev["forget_Q_A_ROUGE"], target["forget_Q_A_ROUGE"]),
                      "run": run.name})
     return pd.DataFrame(rows)
+
+
+def _plain(value):
+    """A numpy scalar as the Python number it holds (for printing)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+def _ratio(value: float, reference: float) -> float:
+    return value / reference if reference else float("nan")
 
 
 def choose(table: pd.DataFrame, keep: float = 0.7) -> pd.Series:
@@ -88,7 +97,7 @@ def main(argv=None) -> pd.DataFrame:
         print(table.drop(columns="run").round(4).to_string(index=False))
     best = choose(table, args.keep)
     print(f"\nchosen for {args.method} on {profile.name}: "
-          f"{ {k: best[k] for k in grid} } (forget quality {best['forget quality']:.3g}, "
+          f"{ {k: _plain(best[k]) for k in grid} } (forget quality {best['forget quality']:.3g}, "
           f"utility {best['utility / target']:.2f}x the target's)")
     return table
 

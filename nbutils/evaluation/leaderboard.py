@@ -166,12 +166,19 @@ def checkpoint_trajectory(profile: Profile, method: str, run_dir: Path, referenc
     if max_points and len(ckpts) > max_points:
         picks = np.linspace(0, len(ckpts) - 1, max_points).round().astype(int)
         ckpts = [ckpts[i] for i in sorted(set(picks))]
+    final_step = json.loads((Path(run_dir) / "unlearning.json").read_text()).get("steps") \
+        if (Path(run_dir) / "unlearning.json").exists() else None
     rows = []
     for ckpt in ckpts:
         meta = json.loads((ckpt / "unlearning.json").read_text()) if (ckpt / "unlearning.json").exists() else {}
-        ev = ensure_tofu_eval(profile, ckpt, f"{method}-{profile.name}-{ckpt.name}",
-                              reference=reference, progress=False)
-        rows.append({"method": method, "step": meta.get("step", int(ckpt.name.split("-")[-1])),
+        step = meta.get("step", int(ckpt.name.split("-")[-1]))
+        if step == final_step:  # the last checkpoint is the run's final model: its evaluation is cached
+            ev = ensure_tofu_eval(profile, run_dir, f"{method}-{profile.name}", reference=reference,
+                                  progress=False)
+        else:
+            ev = ensure_tofu_eval(profile, ckpt, f"{method}-{profile.name}-{ckpt.name}",
+                                  reference=reference, progress=False)
+        rows.append({"method": method, "step": step,
                      "forget quality": ev["forget_quality"], "model utility": ev["model_utility"]})
     return pd.DataFrame(rows)
 
