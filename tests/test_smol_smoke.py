@@ -74,9 +74,10 @@ def test_smol_notebooks_run_on_the_real_model(smol_run):
 # bf16 against fp32 on the same weights (README, "Precision"): probabilities and truth ratios
 # move by bf16's rounding of weights and activations (8-bit mantissa, relative 2^-8 per
 # operation, accumulated over 30 layers); greedy ROUGE can flip where two next tokens are
-# nearly tied, which on a handful of questions moves a mean by up to a few tenths
-TOLERANCES = {"prob": 0.05, "truth_ratio": 0.05, "rouge": 0.25, "forget_quality": None,
-              "model_utility": 0.05}
+# nearly tied, which moves a mean over 10-20 questions by a few hundredths
+AGREEMENT_OVERRIDES = {"n_authors": 10, "qa_per_author": 10, "n_real_authors": 20,
+                       "n_world_facts": 20, "max_new_tokens": 32}
+TOLERANCES = {"prob": 0.05, "truth_ratio": 0.05, "rouge": 0.15, "model_utility": 0.05}
 
 
 def _kind(key: str) -> str:
@@ -84,39 +85,40 @@ def _kind(key: str) -> str:
         return "rouge"
     if "Truth_Ratio" in key or "truth_ratio" in key:
         return "truth_ratio"
-    if key in ("forget_quality", "model_utility"):
+    if key == "model_utility":
         return key
-    return "prob"
+    return "prob"  # probabilities, exact memorisation, extraction strength
 
 
-def test_bf16_and_fp32_evaluations_agree(smol_run):
-    """Every TOFU metric of the finetuned target, evaluated in fp32 and in bf16."""
+def test_bf16_and_fp32_evaluations_agree(smol_cache):
+    """Every TOFU metric of the real SmolLM2, evaluated in fp32 and in bf16 (forget quality is
+    a KS p-value on a handful of items: one item crossing another moves it by orders of
+    magnitude, so it is compared within one precision only)."""
     from dataclasses import replace
 
-    from nbutils.evaluation.tofu import ensure_retain_eval, evaluate_tofu
-    from nbutils.finetune import ensure_target_model
-    from nbutils.models.loading import load_model, load_tokenizer
+    from nbutils.evaluation.tofu import evaluate_tofu
+    from nbutils.models.loading import ensure_base_model, load_model, load_tokenizer
     from nbutils.profiles import get_profile
-    profile = get_profile("smol", SMOKE_OVERRIDES)
-    path = str(ensure_target_model(profile))
+    profile = get_profile("smol", AGREEMENT_OVERRIDES)
+    path = ensure_base_model(profile)
     tokenizer = load_tokenizer(path, profile)
-    reference = ensure_retain_eval(profile, progress=False)
     evals = {}
     for precision in ("fp32", "bf16"):
         p = replace(profile, precision=precision)
-        evals[precision] = evaluate_tofu(load_model(path, p, device="cpu"), tokenizer, p,
-                                         reference=reference, progress=False)
+        evals[precision] = evaluate_tofu(load_model(path, p, device="cpu"), tokenizer, p, progress=False)
         assert evals[precision].meta["precision"] == precision
     fp32, bf16 = evals["fp32"].summary, evals["bf16"].summary
     assert set(fp32) == set(bf16)
+    compared = 0
     for key in fp32:
         a, b = fp32[key], bf16[key]
-        if a is None or b is None:
-            assert a is b, key
+        if key == "forget_quality" or a is None or b is None:
+            assert (a is None) == (b is None), key
             continue
         tol = TOLERANCES[_kind(key)]
-        if tol is not None:
-            assert abs(a - b) <= tol, f"{key}: fp32 {a:.4f} vs bf16 {b:.4f} (tolerance {tol})"
+        assert abs(a - b) <= tol, f"{key}: fp32 {a:.4f} vs bf16 {b:.4f} (tolerance {tol})"
+        compared += 1
+    assert compared >= 15
     # per item: forget truth ratios in log space
     ratio = np.log(evals["bf16"].forget_truth_ratios) - np.log(evals["fp32"].forget_truth_ratios)
     assert np.abs(ratio).max() <= 0.1
