@@ -19,5 +19,6 @@ def test_npo_reference_benchmark_equal_losses(micro_overrides):
     bench = _load(BENCH)
     result = bench.main(steps=3, warmup=1, batch_size=4, overrides=micro_overrides, verbose=False)
     assert len(result["cached_losses"]) == len(result["per_step_reference_losses"]) == 4
-    assert result["losses_equal"] and result["max_abs_loss_diff"] <= 1e-5
+    assert result["losses_equal"] and result["max_abs_loss_diff"] <= 1e-5 * max(
+        1.0, max(abs(x) for x in result["cached_losses"]))
     assert result["ratio"] > 0  # timings are noisy: no threshold here

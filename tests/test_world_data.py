@@ -6,6 +6,7 @@ import copy
 import json
 
 import pytest
+from dataclasses import replace
 
 from nbutils.data import DataValidationError, ensure_muse_source, ensure_tofu_source, load_muse, load_tofu
 from nbutils.data.muse import N_ICL, build_muse_configs
@@ -20,7 +21,9 @@ PROBE_KEYS = {"question", "answer", "perturbed_answer"}
 
 @pytest.fixture(scope="module")
 def full_profile():
-    return get_profile("smol")  # synthetic data at full TOFU size; no model is touched
+    # synthetic data at TOFU's full size (smol's default is laptop-sized); no model is touched
+    return get_profile("smol", {"n_authors": 200, "qa_per_author": 20, "n_real_authors": 100,
+                                "n_world_facts": 117})
 
 
 @pytest.fixture(scope="module")
@@ -167,7 +170,7 @@ def test_holdout_not_in_full(configs, world):
 
 def test_determinism(full_profile, configs):
     assert build_tofu_configs(full_profile) == configs
-    other = build_tofu_configs(get_profile("smol", {"seed": 43}))
+    other = build_tofu_configs(replace(full_profile, seed=43))
     assert other["full"] != configs["full"]
     assert {len(v) for v in other.values()} == {len(v) for v in configs.values()}
 
