@@ -55,6 +55,14 @@ class RunResult:
     ok: bool = True
     total_seconds: float = 0.0
 
+    def summaries(self) -> dict[str, dict]:
+        """The WORKBOOK_SUMMARY numbers every executed notebook printed, by notebook."""
+        from .report import read_summaries
+        out: dict[str, dict] = {}
+        for nb in self.notebooks:
+            out.update(read_summaries(nb.output))
+        return out
+
 
 def find_notebooks(notebooks_dir: Path, only=None) -> list[Path]:
     """The numbered notebooks, sorted; ``only`` keeps those with a listed 2-digit prefix."""

@@ -3,7 +3,6 @@ the executed copies (the notebooks print a WORKBOOK_SUMMARY line with their numb
 
 import pytest
 
-from nbutils.report import read_summaries
 from pathlib import Path
 
 from nbutils.run import REPO_ROOT, find_notebooks, run_notebooks
@@ -17,10 +16,7 @@ def tiny_run(tmp_path_factory):
     out = tmp_path_factory.mktemp("run")
     result = run_notebooks(profile="tiny", out_dir=out)
     assert result.ok, f"headless run failed: {[(n.name, n.status, n.error) for n in result.notebooks]}"
-    summaries = {}
-    for nb in result.notebooks:
-        summaries.update(read_summaries(nb.output))
-    return result, summaries
+    return result, result.summaries()
 
 
 def test_every_notebook_ran_and_rendered(tiny_run):

@@ -19,7 +19,6 @@ import math
 import numpy as np
 import pytest
 
-from nbutils.report import read_summaries
 
 pytestmark = pytest.mark.slow
 
@@ -39,10 +38,7 @@ def smol_run(smollm2_cache, tmp_path_factory):
     result = run_notebooks(profile="smol", only=["02", "03", "04", "07"], out_dir=out,
                            parameters={"OVERRIDES": SMOKE_OVERRIDES})
     assert result.ok, f"smol smoke failed: {[(n.name, n.status, n.error) for n in result.notebooks]}"
-    summaries = {}
-    for nb in result.notebooks:
-        summaries.update(read_summaries(nb.output))
-    return result, summaries
+    return result, result.summaries()
 
 
 def test_smol_notebooks_run_on_the_real_model(smol_run):

@@ -31,7 +31,7 @@ from transformers import Trainer, TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..models.precision import autocast
-from ..models.prompts import answer_window, encode_qa
+from ..models.prompts import encode_qa
 from . import losses
 from .base import UnlearningMethod
 
@@ -110,11 +110,8 @@ def sequence_logprobs(model, feats, pad_token_id: int, batch_size: int = 32) -> 
     model.eval()
     out: list[float] = []
     for start in range(0, len(feats), batch_size):
-        g = collate.pad(feats[start:start + batch_size])
-        keep = answer_window(g["labels"])
-        logits = model(input_ids=g["input_ids"].to(device), attention_mask=g["attention_mask"].to(device),
-                       logits_to_keep=keep).logits
-        s, _ = losses.sequence_logprob(logits, g["labels"][:, -keep:].to(device))
+        g = {k: v.to(device) for k, v in collate.pad(feats[start:start + batch_size]).items()}
+        s, _ = losses.sequence_logprob(*UnlearningMethod.answer_logits(model, g))
         out += s.float().cpu().tolist()
     model.train(was_training)
     return out
@@ -142,8 +139,7 @@ class UnlearningContext:
         """The frozen model's logits over the group's answer window (as the method's own)."""
         model, ctx = self._reference()
         with ctx:
-            return model(input_ids=group["input_ids"], attention_mask=group["attention_mask"],
-                         logits_to_keep=answer_window(group["labels"])).logits
+            return UnlearningMethod.answer_logits(model, group)[0]
 
     @torch.no_grad()
     def reference_hidden(self, group, layer: int) -> torch.Tensor:
@@ -229,10 +225,8 @@ class UnlearnTrainer(Trainer):
     def _answer_probabilities(self, model, device) -> dict[str, float]:
         out = {}
         for name, g in self.probe_groups.items():
-            keep = answer_window(g["labels"])
-            logits = model(input_ids=g["input_ids"].to(device), attention_mask=g["attention_mask"].to(device),
-                           logits_to_keep=keep).logits
-            s, n = losses.sequence_logprob(logits, g["labels"][:, -keep:].to(device))
+            g = {k: v.to(device) for k, v in g.items()}
+            s, n = losses.sequence_logprob(*UnlearningMethod.answer_logits(model, g))
             out[f"{name}_answer_prob"] = torch.exp(s / n.clamp(min=1)).mean().item()
         return out
 
