@@ -51,24 +51,34 @@ def before_after(results: dict[str, dict[str, float]]) -> pd.DataFrame:
     return df.round(3)
 
 
-def rouge_before_after(profile, runs: dict, limit: int = 100):
-    """ROUGE-L recall on the forget and retain sets for each ``{name: checkpoint}``.
+SPLIT_PREFIXES = {"forget": "forget", "retain": "retain", "real authors": "ra", "world facts": "wf"}
 
-    Returns ``(scores, details)``: ``scores[name] = {"forget": r, "retain": r}`` and
-    ``details[name, split]`` the full :func:`rouge_recall_on` result (generations included).
+
+def rouge_before_after(profile, runs: dict, splits=("forget", "retain")):
+    """ROUGE-L recall of each ``{name: checkpoint}`` on the TOFU evaluation's splits.
+
+    The numbers come from the model's cached TOFU evaluation (:func:`ensure_tofu_eval`, the
+    same greedy answers notebook 07 and the leaderboard report), so each checkpoint is
+    generated for once in the whole workbook. ``splits`` are keys of ``SPLIT_PREFIXES``.
+
+    Returns ``(scores, details)``: ``scores[name] = {split: r}`` and ``details[name, split]``
+    a dict with the mean ``rougeL_recall``, per item ``scores``, ``generated``, ``questions``
+    and ``answers``.
     """
-    from ..data.tofu import load_tofu
-    from ..evaluation.quick import rouge_recall_on
-    from ..models.loading import load_model_and_tokenizer
-    sets = {"forget": list(load_tofu(profile, profile.forget_split)),
-            "retain": list(load_tofu(profile, profile.retain_split))}
+    from ..evaluation.tofu import ensure_retain_eval, ensure_tofu_eval
     scores, details = {}, {}
     for name, path in runs.items():
-        model, tok = load_model_and_tokenizer(str(path), profile)
-        for split, rows in sets.items():
-            details[name, split] = rouge_recall_on(model, tok, rows, profile, limit=limit)
-        scores[name] = {split: details[name, split]["rougeL_recall"] for split in sets}
-        del model
+        ev = (ensure_retain_eval(profile, progress=False) if name == "retain" else
+              ensure_tofu_eval(profile, path, f"{name}-{profile.name}", progress=False))
+        for split in splits:
+            log = ev.logs[f"{SPLIT_PREFIXES[split]}_Q_A_ROUGE"]
+            items = [log["value_by_index"][k] for k in sorted(log["value_by_index"], key=int)]
+            details[name, split] = {"rougeL_recall": log["agg_value"],
+                                    "scores": [e["rougeL_recall"] for e in items],
+                                    "generated": [e["generation"] for e in items],
+                                    "questions": [e["input"] for e in items],
+                                    "answers": [e["ground_truth"] for e in items]}
+        scores[name] = {split: details[name, split]["rougeL_recall"] for split in splits}
     return scores, details
 
 
