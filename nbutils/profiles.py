@@ -216,7 +216,10 @@ PROFILES: dict[str, Profile] = {
         # forget quality that keeps 0.7 of the target's model utility; GradAscent is the method
         # meant to collapse). The grids and what they measured (FQ / utility vs the target):
         #   gradascent lr {1e-3, 3e-3}: 0.34 / 0.46x, 0 / 0 -> 1e-3 (collapses, not to nothing)
-        #   npo        lr {1e-3, 3e-3}: 0.98 / 0.81x, 0.03 / 1.05x -> 1e-3
+        #   npo        lr {1e-3, 3e-3}: 0.98 / 0.81x, 0.03 / 1.05x; on a cold cache 1e-3 measured
+        #              0.98 / 0.42x (utility sits on a few real-author answers the finetuned
+        #              target still gets right, so it swings); {5e-4, 7e-4}: 0.08 / 1.23x,
+        #              0.34 / 1.27x -> 7e-4
         #   simnpo     lr {1e-3, 3e-3, 6e-3, 1e-2} at beta 4.5: 5e-5 / 1.10x, 1e-4 / 1.20x,
         #              1e-3 / 1.02x, 4e-3 / 0 (the forget term saturates near p = 0.35: at
         #              beta 4.5 its gradient 2 sigma(-beta x) vanishes once the answer's mean NLL
@@ -225,7 +228,8 @@ PROFILES: dict[str, Profile] = {
         unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
                               method_schedule=False, probe_examples=8,
-                              method_hparams={"simnpo": {"learning_rate": 3e-3, "beta": 1.0}}),
+                              method_hparams={"npo": {"learning_rate": 7e-4},
+                                              "simnpo": {"learning_rate": 3e-3, "beta": 1.0}}),
         # WHP on a CPU-sized slice of the corpus: the passages behind every familiarity prompt
         whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,
                       reinforce_learning_rate=3e-4, lora=True, alpha=5.0, finetune_epochs=4,

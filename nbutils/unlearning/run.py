@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
@@ -171,8 +171,11 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
     """The run of ``method_name`` with ``hparams`` on this profile, trained once and cached."""
     method = method_for(profile, method_name, **hparams)
     start = str(start or ensure_target_model(profile))
+    # the run depends on its own method's hyperparameters (in "config"), not on the other
+    # methods' entries of method_hparams: retuning one method retrains only that method
     key = {"start": start, "method": method.name, "config": asdict(method.config),
-           "unlearn": profile.unlearn, "forget_split": profile.forget_split,
+           "explicit": sorted(method.explicit_hparams),
+           "unlearn": replace(profile.unlearn, method_hparams={}), "forget_split": profile.forget_split,
            "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 2,
            "precision": resolve_precision(profile.precision)}
     key |= {section: getattr(profile, section) for section in method.profile_sections}
