@@ -46,3 +46,15 @@ def artifact_dir(kind: str, name: str, config) -> Path:
         payload = asdict(config) if is_dataclass(config) else config
         cfg_file.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
     return path
+
+
+def checkpoint_identity(model_path) -> tuple[str, list | None]:
+    """``(path, files)`` naming a checkpoint in a cache key: its resolved folder and its weight
+    and config files' names, sizes and modification times (a retrained model is a new key);
+    a hub id stays as given, with no files."""
+    path = Path(model_path)
+    if not path.exists():
+        return str(model_path), None
+    files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir()
+                   if f.suffix in (".safetensors", ".bin", ".json") and f.is_file())
+    return str(path.resolve()), files

@@ -411,19 +411,24 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
     sizes, seconds = {}, {"scoring": 0.0, "generation": 0.0}
     was_training = model.training  # scoring and generation switch to eval mode
     with torch.inference_mode():
-        for split in tofu_splits(profile):
-            rows = tofu_rows(profile, split.config)
+        splits = [(split, tofu_rows(profile, split.config)) for split in tofu_splits(profile)]
+        scores = {}
+        for split, rows in splits:
             sizes[split.config] = len(rows)
             t0 = time.perf_counter()
-            scores = score_split(model, tokenizer, rows, split, profile.prompt_format,
-                                 batch_size, progress)
-            t1 = time.perf_counter()
-            gens = generate_split(model, tokenizer, [r["question"] for r in rows],
-                                  profile.prompt_format, profile.max_new_tokens, batch_size, progress)
-            t2 = time.perf_counter()
-            seconds["scoring"] += t1 - t0
-            seconds["generation"] += t2 - t1
-            results.update(split_logs(split, rows, scores, gens))
+            scores[split.config] = score_split(model, tokenizer, rows, split, profile.prompt_format,
+                                               batch_size, progress)
+            seconds["scoring"] += time.perf_counter() - t0
+        # one generation call for every split's questions: batches stay full (4 small splits
+        # would each take max_new_tokens decoding steps for a partly empty batch)
+        t0 = time.perf_counter()
+        gens = generate_split(model, tokenizer, [r["question"] for _, rows in splits for r in rows],
+                              profile.prompt_format, profile.max_new_tokens, batch_size, progress)
+        seconds["generation"] += time.perf_counter() - t0
+        start = 0
+        for split, rows in splits:
+            results.update(split_logs(split, rows, scores[split.config], gens[start:start + len(rows)]))
+            start += len(rows)
     model.train(was_training)
     logs = finish_logs(results, reference)
     meta = {"profile": profile.name, "forget_split": profile.forget_split,
@@ -440,12 +445,8 @@ def eval_key(profile: Profile, model_path) -> dict:
     """What a cached evaluation depends on: the model (path and its weight files' sizes
     and times) and the profile's data and evaluation settings."""
     from ..data.tofu import synthetic_data_key
-    path = Path(model_path)
-    weights = None
-    if path.exists():
-        weights = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir()
-                         if f.suffix in (".safetensors", ".bin", ".json") and f.is_file())
-        model_path = str(path.resolve())
+    from ..paths import checkpoint_identity
+    model_path, weights = checkpoint_identity(model_path)
     data = ({"hub_dataset": profile.hub_dataset} if profile.data_source == "hub" else
             synthetic_data_key(profile))
     return {"model": str(model_path), "weights": weights, "data": data,
