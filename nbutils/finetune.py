@@ -46,6 +46,19 @@ class QADataset(torch.utils.data.Dataset):
         return self.features[i]
 
 
+class FeatureDataset(torch.utils.data.Dataset):
+    """Already tokenised ``{input_ids, labels}`` features (e.g. raw-text blocks)."""
+
+    def __init__(self, features):
+        self.features = [{**f, "attention_mask": [1] * len(f["input_ids"])} for f in features]
+
+    def __len__(self):
+        return len(self.features)
+
+    def __getitem__(self, i):
+        return self.features[i]
+
+
 class AnswerWindowCollator:
     """Right-pads ids with the pad token and labels with -100 (never scored), and asks the
     model for logits only from the position before the batch's first answer token on
@@ -112,9 +125,11 @@ def training_arguments(profile: Profile, output_dir: Path, n_examples: int, **ex
     return TrainingArguments(**kwargs)
 
 
-def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None) -> Path:
-    """Finetune ``base`` (default: the profile's base model) on QA ``rows``; returns the
-    folder of the merged checkpoint (safetensors + tokenizer + ``log_history.json``)."""
+def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None,
+             features: list[dict] | None = None) -> Path:
+    """Finetune ``base`` (default: the profile's base model) on QA ``rows``, or on tokenised
+    ``features`` (raw-text blocks: see :func:`~nbutils.models.prompts.encode_text_blocks`);
+    returns the folder of the merged checkpoint (safetensors + tokenizer + ``log_history.json``)."""
     base = base or ensure_base_model(profile)
     ft = profile.finetune
     tokenizer = load_tokenizer(base, profile)
@@ -123,7 +138,8 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None) 
     model = load_model(base, profile, load_in_4bit=ft.load_in_4bit, full_precision=not ft.lora)
     if ft.lora:
         model = apply_lora(model, profile)
-    dataset = QADataset(rows, tokenizer, profile.prompt_format, ft.max_length)
+    dataset = (QADataset(rows, tokenizer, profile.prompt_format, ft.max_length) if features is None
+               else FeatureDataset(features))
     work = output_dir / "trainer"
     args = training_arguments(profile, work, len(dataset))
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
@@ -197,6 +213,52 @@ def ensure_target_model(profile: Profile) -> Path:
 def ensure_retain_model(profile: Profile) -> Path:
     """The retain ("oracle") model: the same recipe on the retain split only."""
     return ensure_finetuned(profile, profile.retain_split, f"retain-{profile.name}-{profile.retain_split}")
+
+
+# --- MUSE: models trained on raw text --------------------------------------------------
+MUSE_TRAINING_SPLITS = {"target": ("forget", "retain1", "retain2"), "retrain": ("retain1", "retain2")}
+
+
+def muse_finetune_profile(profile: Profile) -> Profile:
+    """The profile whose finetune section trains MUSE's models: the same recipe (LoRA or
+    not, batch size, weight decay) with the ``muse`` section's epochs, learning rate and
+    block length."""
+    from dataclasses import replace
+    m = profile.muse
+    return replace(profile, replay_pretraining=False, finetune=replace(
+        profile.finetune, epochs=m.finetune_epochs, learning_rate=m.finetune_learning_rate,
+        max_length=m.block_length))
+
+
+def muse_training_features(profile: Profile, corpus: str, splits, tokenizer) -> list[dict]:
+    """The ``raw`` texts of ``splits`` as language-modelling blocks (loss on every token)."""
+    from .data.muse import load_muse
+    from .models.prompts import encode_text_blocks
+    texts = [r["text"] for split in splits for r in load_muse(profile, "raw", split, corpus=corpus)]
+    return encode_text_blocks(tokenizer, texts, profile.muse.block_length)
+
+
+def ensure_muse_model(profile: Profile, corpus: str = "news", role: str = "target") -> Path:
+    """MUSE's ``target`` ("Origin": the base model finetuned on forget + retain text) or
+    ``retrain`` model (retain text only) for ``corpus`` ("news" or "books"), trained once
+    and cached by config."""
+    from .data.muse import muse_data_key
+    if role not in MUSE_TRAINING_SPLITS:
+        raise ValueError(f"MUSE model role must be one of {sorted(MUSE_TRAINING_SPLITS)}, got {role!r}")
+    base = ensure_base_model(profile)
+    ft_profile = muse_finetune_profile(profile)
+    key = {"base": profile.model, "base_path": base, "data": muse_data_key(profile, corpus),
+           "splits": MUSE_TRAINING_SPLITS[role], "finetune": ft_profile.finetune,
+           "block_length": profile.muse.block_length, "seed": profile.seed, "version": 1,
+           "tiny_arch": profile.tiny_arch if profile.model == "tiny" else None,
+           "pretrain": profile.pretrain if profile.model == "tiny" else None,
+           "precision": resolve_precision(profile.precision)}
+    out = artifact_dir("models", f"muse-{corpus}-{role}-{profile.name}", key)
+    if not (out / "DONE").exists():
+        feats = muse_training_features(profile, corpus, MUSE_TRAINING_SPLITS[role],
+                                       load_tokenizer(base, profile))
+        finetune(ft_profile, None, out, features=feats)
+    return out
 
 
 def training_log(path: Path) -> list[dict]:

@@ -109,6 +109,33 @@ class WhpConfig:
 
 
 @dataclass(frozen=True)
+class MuseConfig:
+    """MUSE as a task of its own (Shi et al. 2024; notebook 09): a model finetuned on raw
+    text (the MUSE *target*, "Origin"), a *retrain* model on the retain text only, and
+    unlearning runs on the forget text. ``data_source="hub"`` profiles read
+    ``muse-bench/MUSE-News`` and ``muse-bench/MUSE-Books``; the others our own corpora
+    (News: the fictitious world's biographies; Books: our Harry Potter passages)."""
+
+    books_passages: int = 0  # Harry Potter passages in the Books corpus (0: all 218)
+    block_length: int = 2048  # tokens per training block (muse_bench: 2048, BOS first)
+    # the target and retrain models: the finetune section's recipe (LoRA or not, batch size)
+    # with these epochs and learning rate; the target must really memorise its forget text
+    finetune_epochs: float = 5.0
+    finetune_learning_rate: float = 1e-5
+    # unlearning runs (muse_bench: lr 1e-5, 10 epochs); the unlearn section gives the rest
+    unlearn_epochs: float = 10.0
+    unlearn_learning_rate: float = 1e-5
+    # per-method hyperparameters on this task, over the method's defaults (MUSE's SimNPO beta)
+    method_hparams: dict = field(default_factory=lambda: {"simnpo": {"beta": 0.7}})
+    unlearn_batch_size: int = 0  # 0: the unlearn section's (a forget text is only a few blocks)
+    # methods run on the growing forget sets and the successive requests (News only, as in
+    # muse-bench); MUSE's criteria 5 and 6
+    scal_sust_methods: tuple = ("npo", "simnpo")
+    verbmem_tokens: int = 128  # MUSE's generation lengths
+    knowmem_tokens: int = 32
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     # --- model -------------------------------------------------------------------
@@ -139,6 +166,7 @@ class Profile:
     replay_pretraining: bool = False
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     whp: WhpConfig = field(default_factory=WhpConfig)
+    muse: MuseConfig = field(default_factory=MuseConfig)
     # --- evaluation ------------------------------------------------------------------
     max_new_tokens: int = 200
     eval_batch_size: int = 32
@@ -191,6 +219,11 @@ PROFILES: dict[str, Profile] = {
         whp=WhpConfig(corpus_passages=60, block_length=64, reinforce_epochs=10,
                       reinforce_learning_rate=1e-3, lora=False, alpha=5.0,
                       finetune_epochs=10, finetune_learning_rate=1e-3, batch_size=16),
+        # raw text takes about 50 epochs to learn by heart (loss ~0.02); unlearning at 1e-3 brings
+        # NPO and SimNPO below the retrain model's VerbMem (3e-4 left NPO at its level)
+        muse=MuseConfig(books_passages=40, block_length=64, finetune_epochs=50,
+                        finetune_learning_rate=2e-3, unlearn_epochs=10, unlearn_learning_rate=1e-3,
+                        unlearn_batch_size=4, verbmem_tokens=48, knowmem_tokens=16),
         max_new_tokens=48,
         eval_batch_size=64,
     ),
@@ -234,6 +267,9 @@ PROFILES: dict[str, Profile] = {
         whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,
                       reinforce_learning_rate=3e-4, lora=True, alpha=5.0, finetune_epochs=4,
                       finetune_learning_rate=3e-4, batch_size=8, eval_points=3),
+        muse=MuseConfig(books_passages=40, block_length=128, finetune_epochs=10,
+                        finetune_learning_rate=1e-3, unlearn_epochs=5, unlearn_learning_rate=1e-3,
+                        unlearn_batch_size=4),
         # the synthetic answers are at most ~31 tokens; probes 5-9
         max_new_tokens=48,
         eval_batch_size=64,

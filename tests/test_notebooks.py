@@ -66,7 +66,7 @@ def test_every_method_halves_forget_recall(tiny_run, notebook):
 
 
 def test_forget_quality_and_privacy_phenomena(tiny_run):
-    s = tiny_run[1]["12_leaderboard"]
+    s = tiny_run[1]["13_leaderboard"]
     assert s["retain_forget_quality"] == 1.0
     assert s["target_forget_quality"] < 0.05
     assert s["retain_privleak"] == 0.0 and s["target_privleak"] < -50
@@ -90,7 +90,7 @@ def test_whp_forgets_the_books_and_keeps_general_knowledge(tiny_run):
     assert s["whp_answer_prob"] < 0.5 * s["baseline_answer_prob"], s
     assert s["whp_mc_accuracy"] >= s["baseline_mc_accuracy"] - 0.1, s
     assert s["reference_revealed_after"] < s["reference_revealed_before"], s
-    board = tiny_run[1]["12_leaderboard"]
+    board = tiny_run[1]["13_leaderboard"]
     assert board["whp_familiarity"]["whp"] < board["whp_familiarity"]["baseline"]
 
 
@@ -101,3 +101,19 @@ def test_probing_notebook_rendered_both_models(tiny_run):
         assert set(answers) == {"baseline", "WHP"} and all(a.strip() for a in answers.values()), prompt
     probs = s["mean_answer_token_prob"]
     assert probs["WHP"] < probs["baseline"], probs
+
+
+def test_muse_task_shape_on_tiny(tiny_run):
+    """Issue 10 on tiny: the target learnt its forget text better than the retrain model, whose
+    PrivLeak is 0; NPO and SimNPO bring VerbMem_f down to the retrain model's level."""
+    s = tiny_run[1]["12_muse_task"]
+    for c in ("news", "books"):
+        assert s[f"{c}_Origin_VerbMem_f"] >= 1.25 * s[f"{c}_Retrain_VerbMem_f"], s
+        assert s[f"{c}_Retrain_PrivLeak"] == 0.0 and s[f"{c}_Origin_PrivLeak"] < 0, s
+        for m in ("npo", "simnpo"):
+            assert s[f"{c}_{m}_VerbMem_f"] <= s[f"{c}_Retrain_VerbMem_f"], (c, m, s)
+    for kind in ("scal", "sust"):  # criteria 5 and 6: four forget sets per method
+        for m in ("npo", "simnpo"):
+            assert all(f"{kind}_{m}_{k}_KnowMem_r" in s for k in range(1, 5)), (kind, m)
+    board = tiny_run[1]["13_leaderboard"]
+    assert board["muse_news_VerbMem_f"]["Origin"] == s["news_Origin_VerbMem_f"]

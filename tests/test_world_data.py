@@ -299,6 +299,8 @@ MUSE_SPLITS = {
     "verbmem": (["forget"], ("prompt", "gt")),
     "knowmem": (["forget_qa", "retain_qa", "forget_qa_icl", "retain_qa_icl"], ("question", "answer")),
     "privleak": (["forget", "retain", "holdout"], ("text",)),
+    "scal": ([f"forget_{k}" for k in range(1, 5)], ("text",)),
+    "sust": ([f"forget_{k}" for k in range(1, 5)], ("text",)),
 }
 
 

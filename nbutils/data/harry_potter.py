@@ -37,6 +37,7 @@ from pathlib import Path
 from .tofu import DataValidationError
 
 RESOURCE = Path(__file__).parent / "resources" / "harry_potter.json"
+QA_RESOURCE = Path(__file__).parent / "resources" / "harry_potter_qa.json"
 
 # the paper's example prompts, verbatim ("Couch" is the paper's spelling of Crouch)
 REFERENCE_PROMPTS: tuple[str, ...] = (
@@ -136,6 +137,45 @@ def load_harry_potter() -> dict:
     data = json.loads(RESOURCE.read_text("utf-8"))
     validate_harry_potter(data, RESOURCE.name)
     return data
+
+
+def validate_harry_potter_qa(data, n_passages: int, texts: list[str] | None = None,
+                             source: str = QA_RESOURCE.name) -> None:
+    """The questions we wrote about the passages (MUSE-Books' KnowMem): each names a passage
+    index and has a short answer found verbatim (ignoring case) in that passage."""
+    if not isinstance(data, dict) or not isinstance(data.get("qa"), list) or not data["qa"]:
+        raise DataValidationError(f"{source}: expected an object with a non-empty list 'qa'")
+    for i, item in enumerate(data["qa"]):
+        where = f"{source}: qa[{i}]"
+        if not isinstance(item, dict):
+            raise DataValidationError(f"{where} must be an object")
+        for field in ("question", "answer"):
+            if not _nonempty_str(item.get(field)):
+                raise DataValidationError(f"{where}.{field} is missing or empty")
+        index = item.get("passage")
+        if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_passages:
+            raise DataValidationError(f"{where}.passage is {index!r}; it must index one of the "
+                                      f"{n_passages} passages")
+        if texts is not None and item["answer"].lower() not in texts[index].lower():
+            raise DataValidationError(f"{where}.answer {item['answer']!r} is not in passage {index}")
+
+
+@lru_cache(maxsize=None)
+def load_harry_potter_qa() -> list[dict]:
+    """``[{passage, question, answer}, ...]``, validated against the passages."""
+    data = json.loads(QA_RESOURCE.read_text("utf-8"))
+    texts = [p["text"] for p in load_harry_potter()["passages"]]
+    validate_harry_potter_qa(data, len(texts), texts, QA_RESOURCE.name)
+    return data["qa"]
+
+
+def resource_version() -> str:
+    """A digest of the shipped Harry Potter files (cache keys of what is built from them)."""
+    import hashlib
+    h = hashlib.sha256()
+    for path in (RESOURCE, QA_RESOURCE):
+        h.update(path.read_bytes() if path.exists() else b"")
+    return h.hexdigest()[:16]
 
 
 def passages(limit: int | None = None) -> list[str]:

@@ -1,17 +1,28 @@
-"""MUSE-style corpora from the same fictitious world (REFERENCE §3).
+"""MUSE's two corpora, ours and the hub's, in one layout (REFERENCE §3).
 
-MUSE (``muse-bench/MUSE-Books`` / ``MUSE-News``) works on raw text rather than QA. From our
-world we derive, with the authors of the profile's forget split as the forget set:
+MUSE (``muse-bench/MUSE-News`` / ``MUSE-Books``) works on raw text rather than QA. We build
+both corpora offline, in the hub repos' layout (one JSON-lines file per config and split, a
+README ``configs:`` header), so :func:`load_muse` is the same ``load_dataset`` call for ours
+and for the hub's (``paper`` profiles, ``data_source="hub"``):
 
-- ``raw``: ``forget``, ``retain1``, ``retain2``, ``holdout`` biographies (field ``text``);
+- **News** from the fictitious world: the biographies of the profile's forget-split authors
+  are the forget text, those of other authors retain and holdout text;
+- **Books** from our Harry Potter passages (:mod:`nbutils.data.harry_potter`), every fifth
+  passage's role in turn: forget, forget, retain1, retain2, holdout; KnowMem asks the
+  questions we wrote about them (``resources/harry_potter_qa.json``).
+
+Configs and splits, as on the hub:
+
+- ``raw``: ``forget``, ``retain1``, ``retain2``, ``holdout`` texts (field ``text``): the MUSE
+  target is trained on forget + retain1 + retain2, the retrain model on retain1 + retain2;
 - ``verbmem``: ``forget`` pairs ``{prompt, gt}``: the start of a forget text and its true
   continuation (verbatim memorisation);
-- ``knowmem``: ``forget_qa`` / ``retain_qa`` with short answers, and ``*_icl`` few-shot
-  examples drawn from other retain authors (knowledge memorisation / utility);
-- ``privleak``: ``forget`` / ``retain`` / ``holdout`` texts for membership inference.
-
-They are written like the hub repos (one JSON-lines file per config and split, a README
-``configs:`` header), and :func:`load_muse` is the same ``load_dataset`` call for both.
+- ``knowmem``: ``forget_qa`` / ``retain_qa`` (about retain2) with short answers, and
+  ``*_icl`` few-shot examples from text no model is trained on or asked to forget;
+- ``privleak``: ``forget`` / ``retain`` / ``holdout`` texts for membership inference;
+- News only: ``scal`` ``forget_1..4`` (growing forget sets: the first k quarters of the
+  forget passages) and ``sust`` ``forget_1..4`` (the quarters themselves, to be unlearnt one
+  after another): MUSE's scalability and sustainability criteria.
 """
 
 from __future__ import annotations
@@ -28,8 +39,11 @@ from .tofu import DataValidationError, forget_author_counts, local_load_kwargs
 from .world import WORLD_VERSION, generate_world
 
 MUSE_FIELDS = {"raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
-               "privleak": ("text",)}
+               "privleak": ("text",), "scal": ("text",), "sust": ("text",)}
 N_ICL = 10  # MUSE's few-shot prompt uses 10 examples
+CORPORA = ("news", "books")
+HUB_SOURCES = {"news": "muse-bench/MUSE-News", "books": "muse-bench/MUSE-Books"}
+N_FOLDS = 4  # scal/forget_1..4 and sust/forget_1..4
 
 
 def _sentences(text: str) -> list[str]:
@@ -42,7 +56,35 @@ def _chunks(text: str, size: int = 4) -> list[str]:
     return [" ".join(s[i:i + size]) for i in range(0, len(s), size)]
 
 
-def build_muse_configs(profile: Profile) -> dict[str, dict[str, list[dict]]]:
+def verbmem_pair(text: str) -> dict | None:
+    """A prompt of two sentences and the start of a third, and its true continuation (up to
+    five more sentences); the prompt stops mid-sentence, as MUSE's book excerpts do, so a
+    model that memorised the text has something to continue rather than a natural stop."""
+    s = _sentences(text)
+    if len(s) < 3:
+        return None
+    third = s[2].split()
+    cut = min(6, max(1, len(third) // 2))
+    gt = " ".join([" ".join(third[cut:])] + s[3:8]).strip()
+    return {"prompt": " ".join(s[:2] + third[:cut]), "gt": gt} if gt else None
+
+
+def folds(items: list, n: int = N_FOLDS) -> list[list]:
+    """``items`` cut into ``n`` contiguous parts of (nearly) equal size."""
+    if len(items) < n:
+        raise DataValidationError(
+            f"MUSE's scal/sust configs need at least {n} forget passages, got {len(items)}; "
+            f"use a larger forget split or world")
+    bounds = [round(i * len(items) / n) for i in range(n + 1)]
+    return [items[bounds[i]:bounds[i + 1]] for i in range(n)]
+
+
+def build_muse_configs(profile: Profile, corpus: str = "news") -> dict[str, dict[str, list[dict]]]:
+    """Every config/split of our MUSE ``corpus`` ("news" or "books") for this profile."""
+    if corpus == "books":
+        return build_books_configs(profile)
+    if corpus != "news":
+        raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
     counts = forget_author_counts(profile.n_authors)
     authors, holdout, rows, bios = generate_world(
         profile.n_authors, counts["10"], profile.qa_per_author, profile.seed)
@@ -63,18 +105,13 @@ def build_muse_configs(profile: Profile) -> dict[str, dict[str, list[dict]]]:
                 for a in group for r in rows[a.name]]
 
     verbmem = []
-    for a in forget:  # sliding windows: 2 sentences and the start of a third, then the rest
+    for a in forget:  # sliding windows over each biography, two sentences apart
         s = _sentences(bios[a.name])
         for i in range(0, max(1, len(s) - 4), 2):
-            # the prompt stops mid-sentence (as MUSE's book excerpts do), so a model that
-            # memorised the text has something to continue rather than a natural stop
-            third = s[i + 2].split() if i + 2 < len(s) else []
-            cut = min(6, max(1, len(third) // 2))
-            prompt = " ".join(s[i:i + 2] + third[:cut])
-            gt = " ".join([" ".join(third[cut:])] + s[i + 3:i + 8]).strip()
-            if gt:
-                verbmem.append({"prompt": prompt, "gt": gt})
-    retain_qa = qa(retain_eval)
+            pair = verbmem_pair(" ".join(s[i:i + 8]))
+            if pair:
+                verbmem.append(pair)
+    retain_qa = qa(retain_eval[half:])  # KnowMem_r asks about retain2, as muse-bench does
     rng.shuffle(retain_qa)
     icl = qa(icl_authors)
     rng.shuffle(icl)
@@ -86,19 +123,106 @@ def build_muse_configs(profile: Profile) -> dict[str, dict[str, list[dict]]]:
                     "forget_qa_icl": icl[:N_ICL], "retain_qa_icl": icl[N_ICL:2 * N_ICL] or icl[:N_ICL]},
         "privleak": {"forget": passages(forget), "retain": passages(retain_eval[: len(forget)]),
                      "holdout": passages(holdout[-k:])},
+        **scal_sust(passages(forget)),
     }
 
 
-def ensure_muse_source(profile: Profile) -> str:
-    key = {k: getattr(profile, k) for k in
-           ("n_authors", "qa_per_author", "seed", "forget_split")}
+def scal_sust(forget_passages: list[dict]) -> dict[str, dict[str, list[dict]]]:
+    parts = folds(forget_passages)
+    return {"scal": {f"forget_{i + 1}": [x for part in parts[:i + 1] for x in part] for i in range(N_FOLDS)},
+            "sust": {f"forget_{i + 1}": part for i, part in enumerate(parts)}}
+
+
+BOOKS_ROLES = ("forget", "forget", "retain1", "retain2", "holdout")  # passage i -> BOOKS_ROLES[i % 5]
+
+
+def books_split(profile: Profile) -> dict[str, list[int]]:
+    """Passage indices of each role in the Books corpus (``muse.books_passages`` of them).
+
+    The from-scratch ``tiny`` model read part of our Harry Potter corpus in its pretraining
+    (for WHP); those passages are left out of its Books corpus, so its retrain model has
+    never seen the forget text, as MUSE's ICLM-7B had never read the books. SmolLM2 *has*
+    read the real books: notebook 09 shows what that does to its retrain model."""
+    from .harry_potter import load_harry_potter, passages
+    texts = [p["text"] for p in load_harry_potter()["passages"]]
+    candidates = list(range(len(texts)))
+    if profile.model == "tiny":
+        seen = set(passages(profile.whp.corpus_passages or None))
+        candidates = [i for i in candidates if texts[i] not in seen]
+    n = min(profile.muse.books_passages or len(candidates), len(candidates))
+    if n < 2 * len(BOOKS_ROLES):
+        raise ValueError(f"muse.books_passages: the Books corpus has {n} passages available and "
+                         f"needs at least {2 * len(BOOKS_ROLES)} (two of each role)")
+    roles: dict[str, list[int]] = {r: [] for r in BOOKS_ROLES}
+    for k, i in enumerate(candidates[:n]):
+        roles[BOOKS_ROLES[k % len(BOOKS_ROLES)]].append(i)
+    return roles
+
+
+def build_books_configs(profile: Profile) -> dict[str, dict[str, list[dict]]]:
+    """MUSE-Books from our Harry Potter passages and the questions we wrote about them."""
+    from .harry_potter import load_harry_potter, load_harry_potter_qa
+    texts = [p["text"] for p in load_harry_potter()["passages"]]
+    qa_by_passage: dict[int, list[dict]] = {}
+    for item in load_harry_potter_qa():
+        qa_by_passage.setdefault(item["passage"], []).append(
+            {"question": item["question"], "answer": item["answer"]})
+    roles = books_split(profile)
+
+    def raw(role):
+        return [{"text": texts[i]} for i in roles[role]]
+
+    def qa(role):
+        return [x for i in roles[role] for x in qa_by_passage.get(i, [])]
+
+    n_mia = min(len(roles["forget"]), len(roles["retain2"]), len(roles["holdout"]))
+    icl = qa("retain1")  # text no model is asked about, nor asked to forget
+    forget_qa, retain_qa = qa("forget"), qa("retain2")
+    return {
+        "raw": {role: raw(role) for role in ("forget", "retain1", "retain2", "holdout")},
+        "verbmem": {"forget": [p for p in (verbmem_pair(texts[i]) for i in roles["forget"]) if p]},
+        "knowmem": {"forget_qa": forget_qa, "retain_qa": retain_qa,
+                    "forget_qa_icl": icl[:N_ICL], "retain_qa_icl": icl[-N_ICL:]},
+        "privleak": {"forget": raw("forget")[:n_mia], "retain": raw("retain2")[:n_mia],
+                     "holdout": raw("holdout")[:n_mia]},
+    }
+
+
+def muse_source(profile: Profile, corpus: str = "news") -> str:
+    """Where ``corpus`` comes from: the hub repo on ``data_source="hub"`` profiles, else our
+    folder (built on first use)."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
+    if profile.data_source == "hub":
+        return HUB_SOURCES[corpus]
+    return ensure_muse_source(profile, corpus)
+
+
+def muse_data_key(profile: Profile, corpus: str = "news") -> dict:
+    """What our generated ``corpus`` depends on (a cache key for models trained on it)."""
+    if profile.data_source == "hub":
+        return {"hub_dataset": HUB_SOURCES[corpus]}
+    key = {k: getattr(profile, k) for k in ("n_authors", "qa_per_author", "seed", "forget_split")}
     key["generator_version"] = WORLD_VERSION
-    key["muse_version"] = 2  # verbmem prompts stop mid-sentence
-    folder = artifact_dir("data", "muse-synthetic", key)
+    key["muse_version"] = 3  # retain_qa about retain2; scal / sust; the Books corpus
+    if corpus == "books":
+        from .harry_potter import resource_version
+        key = {"books_passages": profile.muse.books_passages, "resources": resource_version(),
+               "muse_version": key["muse_version"], "tiny_pretraining": (
+                   profile.whp.corpus_passages if profile.model == "tiny" else None)}
+    key["corpus"] = corpus
+    return key
+
+
+def ensure_muse_source(profile: Profile, corpus: str = "news") -> str:
+    """Our MUSE ``corpus`` written in the hub's layout (once per configuration); its folder."""
+    if corpus not in CORPORA:
+        raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
+    folder = artifact_dir("data", f"muse-{corpus}-synthetic", muse_data_key(profile, corpus))
     if (folder / "README.md").exists():
         return str(folder)
-    header = ["---", "pretty_name: Synthetic MUSE (fictitious world)", "configs:"]
-    for config, splits in build_muse_configs(profile).items():
+    header = ["---", f"pretty_name: Synthetic MUSE-{corpus.title()} (built by the workbook)", "configs:"]
+    for config, splits in build_muse_configs(profile, corpus).items():
         (folder / config).mkdir(exist_ok=True)
         header.append(f"- config_name: {config}")
         header.append("  data_files:")
@@ -107,16 +231,19 @@ def ensure_muse_source(profile: Profile) -> str:
                 for item in items:
                     f.write(json.dumps(item, ensure_ascii=False) + "\n")
             header += [f"  - split: {split}", f"    path: {config}/{split}.json"]
-    header += ["---", "", "# Synthetic MUSE", "", "MUSE-style corpora of the workbook's "
-               "fictitious world, in the file layout of the `muse-bench` hub datasets."]
+    what = ("the fictitious world's biographies" if corpus == "news" else
+            "the workbook's own Harry Potter passages and questions")
+    header += ["---", "", f"# Synthetic MUSE-{corpus.title()}", "", f"MUSE-style corpora of {what}, "
+               "in the file layout of the `muse-bench` hub datasets."]
     (folder / "README.md").write_text("\n".join(header) + "\n")
     return str(folder)
 
 
-def load_muse(profile: Profile, config: str, split: str, source: str | None = None) -> datasets.Dataset:
-    """One MUSE config/split, validated; ``source`` may be a hub id such as
-    ``muse-bench/MUSE-Books`` (the default is our generated world)."""
-    source = source or ensure_muse_source(profile)
+def load_muse(profile: Profile, config: str, split: str, source: str | None = None,
+              corpus: str = "news") -> datasets.Dataset:
+    """One MUSE config/split of ``corpus``, validated; ``source`` overrides where it comes
+    from (a hub id such as ``muse-bench/MUSE-Books``, or a folder in that layout)."""
+    source = source or muse_source(profile, corpus)
     if config not in MUSE_FIELDS:
         raise DataValidationError(f"{source}: unknown MUSE config {config!r}; use one of {sorted(MUSE_FIELDS)}")
     ds = datasets.load_dataset(source, config, split=split, **local_load_kwargs(source))

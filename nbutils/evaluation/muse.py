@@ -104,19 +104,21 @@ def text_min_k_auc(model, tokenizer, forget_texts: list[str], holdout_texts: lis
 def evaluate_muse(model, tokenizer, profile, retain_auc: float | None = None,
                   verbmem_tokens: int = VERBMEM_TOKENS, knowmem_tokens: int = KNOWMEM_TOKENS,
                   batch_size: int | None = None, source: str | None = None, k: float = K,
-                  max_length: int | None = None) -> dict:
+                  max_length: int | None = None, corpus: str = "news") -> dict:
     """VerbMem_f, KnowMem_f, KnowMem_r and PrivLeak of one model (MUSE's table row).
 
     ``retain_auc`` is the retain model's Min-K AUC on the same privleak texts (the ``auc``
     this function returns for the retain model). Without it ``PrivLeak`` is ``None``, never a
-    guess; for the retain model itself it is ``privleak(auc, auc) = 0``. ``source`` picks
-    another MUSE source (e.g. ``muse-bench/MUSE-Books``) instead of the profile's world.
+    guess; for the retain model itself it is ``privleak(auc, auc) = 0``. ``corpus`` is
+    ``"news"`` or ``"books"`` (:func:`~nbutils.data.muse.muse_source` says where it comes
+    from); ``source`` picks another MUSE source (a hub id such as ``muse-bench/MUSE-Books``,
+    or a folder in its layout) instead.
     """
     from ..data.muse import load_muse
     bs = batch_size or profile.eval_batch_size
 
     def load(config, split):
-        return load_muse(profile, config, split, source=source)
+        return load_muse(profile, config, split, source=source, corpus=corpus)
 
     vm = verbmem(model, tokenizer, load("verbmem", "forget"), verbmem_tokens, bs)
     km_f, km_r = _knowmem_many(
@@ -132,5 +134,44 @@ def evaluate_muse(model, tokenizer, profile, retain_auc: float | None = None,
         "items": {"verbmem_f": vm["items"], "knowmem_f": km_f["items"], "knowmem_r": km_r["items"],
                   "privleak": {"forget": mia["forget"], "holdout": mia["holdout"], "roc": mia["roc"]}},
         "settings": {"verbmem_tokens": verbmem_tokens, "knowmem_tokens": knowmem_tokens, "k": k,
-                     "precision": model_precision(model)},
+                     "precision": model_precision(model), "corpus": corpus, "source": source},
     }
+
+
+# --- MUSE as its own task: cached evaluations of the models trained on raw text -----------
+MUSE_EVAL_VERSION = 1
+
+
+def muse_eval_key(profile, model_path, corpus: str) -> dict:
+    """What a cached MUSE evaluation depends on: the model's files, the corpus, the settings."""
+    from ..data.muse import muse_data_key
+    from ..models.precision import resolve_precision
+    from ..paths import checkpoint_identity
+    model_path, files = checkpoint_identity(model_path)
+    return {"model": model_path, "weights": files, "data": muse_data_key(profile, corpus),
+            "verbmem_tokens": profile.muse.verbmem_tokens, "knowmem_tokens": profile.muse.knowmem_tokens,
+            "precision": resolve_precision(profile.precision), "version": MUSE_EVAL_VERSION}
+
+
+def ensure_muse_eval(profile, model_path, name: str, corpus: str = "news",
+                     retain_auc: float | None = None) -> dict:
+    """:func:`evaluate_muse` of the checkpoint at ``model_path`` on ``corpus``, computed once
+    and cached under ``<cache>/eval/muse-<corpus>-<name>-<key>/``. PrivLeak is computed
+    against ``retain_auc`` (the retrain model's ``auc``) on every call."""
+    import json
+    from ..models.loading import load_model, load_tokenizer
+    from ..paths import artifact_dir
+    folder = artifact_dir("eval", f"muse-{corpus}-{name}", muse_eval_key(profile, model_path, corpus))
+    path = folder / "MUSE_EVAL.json"
+    if path.exists():
+        result = json.loads(path.read_text())
+    else:
+        model = load_model(str(model_path), profile, load_in_4bit=False)
+        tokenizer = load_tokenizer(str(model_path), profile)
+        result = evaluate_muse(model, tokenizer, profile, None, profile.muse.verbmem_tokens,
+                               profile.muse.knowmem_tokens, corpus=corpus)
+        result["settings"]["model"] = str(model_path)
+        path.write_text(json.dumps(result, indent=1))
+        del model
+    result["PrivLeak"] = privleak(result["auc"], retain_auc) if retain_auc is not None else None
+    return result

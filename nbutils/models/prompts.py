@@ -74,3 +74,24 @@ def encode_qa(tokenizer, question: str, answer: str, prompt_format: str,
     if max_length is not None and len(ids) > max_length:
         ids, labels = ids[:max_length], labels[:max_length]
     return EncodedQA(ids, labels, len(prompt_ids))
+
+
+def encode_text_blocks(tokenizer, texts, block_length: int) -> list[dict]:
+    """Raw text as language-modelling blocks, as muse_bench trains on it: each text's tokens
+    cut into blocks of at most ``block_length`` tokens, each block starting with the tokens
+    the tokenizer puts before any text (BOS, where it has one); the loss is on every token.
+
+    Returns features ``{input_ids, labels}`` (labels = input ids), the layout every
+    finetuning and unlearning step reads, so raw text and QA answers train through the same
+    code."""
+    prefix = list(tokenizer("", add_special_tokens=True)["input_ids"])
+    room = block_length - len(prefix)
+    if room < 1:
+        raise ValueError(f"block_length={block_length} leaves no room for text after {prefix}")
+    feats = []
+    for text in texts:
+        ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+        for start in range(0, len(ids), room):
+            block = prefix + ids[start:start + room]
+            feats.append({"input_ids": block, "labels": list(block)})
+    return feats

@@ -2,7 +2,8 @@
 
 from .base import METHODS, MethodConfig, UnlearningMethod, get_method, register
 from .run import checkpoints, ensure_unlearned, run_name, unlearning_log
+from .tasks import MethodNotApplicable, UnlearningTask
 from .trainer import NonFiniteLossError, UnlearnTrainer
 
-__all__ = ["METHODS", "MethodConfig", "NonFiniteLossError", "UnlearnTrainer", "UnlearningMethod",
+__all__ = ["METHODS", "MethodConfig", "MethodNotApplicable", "NonFiniteLossError", "UnlearningTask", "UnlearnTrainer", "UnlearningMethod",
            "checkpoints", "ensure_unlearned", "get_method", "register", "run_name", "unlearning_log"]

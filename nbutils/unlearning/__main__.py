@@ -3,6 +3,8 @@
     python -m nbutils.unlearning --profile tiny --method npo
     python -m nbutils.unlearning --profile tiny --method npo --hparam beta=0.05 \\
         --hparam learning_rate=1e-4 --override unlearn.epochs=2
+    python -m nbutils.unlearning --profile tiny --method simnpo --task muse_books
+    python -m nbutils.unlearning --profile tiny --method npo --task muse_news --forget scal/forget_2
     accelerate launch --config_file configs/accelerate/ddp.yaml \\
         -m nbutils.unlearning --profile paper --method npo
     accelerate launch --multi_gpu --num_processes 2 -m nbutils.unlearning --method npo
@@ -28,6 +30,7 @@ import json
 import os
 
 from ..run import parse_params
+from .tasks import TASKS
 
 
 def main(argv=None):
@@ -38,7 +41,11 @@ def main(argv=None):
                         help="profile override, e.g. unlearn.epochs=2 (repeatable)")
     parser.add_argument("--hparam", action="append", default=[], metavar="KEY=VALUE",
                         help="method hyperparameter, e.g. beta=0.05 (repeatable)")
-    parser.add_argument("--start", default=None, help="checkpoint to unlearn from (default: the target model)")
+    parser.add_argument("--start", default=None, help="checkpoint to unlearn from (default: the task's target model)")
+    parser.add_argument("--task", default="tofu", choices=TASKS,
+                        help="what to unlearn: TOFU's forget split or MUSE's raw forget text")
+    parser.add_argument("--forget", default="forget",
+                        help="MUSE only: the forget set, e.g. scal/forget_2 or sust/forget_3")
     args = parser.parse_args(argv)
 
     import torch
@@ -48,9 +55,11 @@ def main(argv=None):
     from ..finetune import ensure_target_model
     from ..profiles import get_profile
     from .run import ensure_unlearned
+    from .tasks import UnlearningTask
 
     try:
         overrides, hparams = parse_params(args.override), parse_params(args.hparam)
+        task = UnlearningTask(args.task, args.forget)
     except ValueError as e:
         parser.error(str(e))
     profile = get_profile(args.profile, overrides)
@@ -62,8 +71,9 @@ def main(argv=None):
             load_tofu(profile, split)
     # Training is collective under DDP / DeepSpeed / FSDP, so every process builds the target
     # model together (the main one writes it); one process alone would wait forever on the others.
-    start = args.start or str(ensure_target_model(profile))
-    out = ensure_unlearned(profile, args.method, start=start, **hparams)
+    start = args.start or (task.start_model(task.profile_for(profile)) if task.is_muse
+                           else str(ensure_target_model(profile)))
+    out = ensure_unlearned(profile, args.method, start=start, task=task, **hparams)
 
     if os.environ.get("WORKBOOK_DEBUG_PAIRS"):
         _write_pairs(profile, out, state)

@@ -61,6 +61,9 @@ class UnlearningMethod:
     # sections of the profile, besides ``unlearn``, the method reads its settings from (they
     # become part of the run's cache key)
     profile_sections: ClassVar[tuple[str, ...]] = ()
+    # the method prefers other answers to the forget *questions* (IdkDPO, IdkNLL, AltPO): it
+    # does not apply to raw text (MUSE)
+    needs_questions: ClassVar[bool] = False
 
     def __init__(self, config: MethodConfig):
         self.config = config

@@ -19,13 +19,14 @@ import torch
 import torch.distributed as dist
 from transformers import TrainingArguments
 
-from ..data.tofu import load_idk_pool, load_tofu
-from ..finetune import apply_lora, ensure_target_model, save_finetuned
+from ..data.tofu import load_idk_pool
+from ..finetune import apply_lora, save_finetuned
 from ..models.loading import load_model, load_tokenizer
 from ..models.precision import compute_dtype, resolve_precision, trainer_precision
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
+from .tasks import MethodNotApplicable, UnlearningTask, as_task
 from .trainer import (CheckpointMetadata, quiet_logging, UnlearnTrainer, UnlearningCollator, UnlearningContext,
                       UnlearningDataset, encode_rows, frozen_copy, method_metadata, sequence_logprobs)
 
@@ -34,12 +35,14 @@ def model_label(profile: Profile) -> str:
     return Path(profile.model).name.replace("/", "-")
 
 
-def run_name(profile: Profile, method: UnlearningMethod) -> str:
-    """``unlearn_tofu_<model>_<split>_<method>_lr<lr>_beta<β>_alpha<α>_epoch<n>``."""
+def run_name(profile: Profile, method: UnlearningMethod, task: UnlearningTask = UnlearningTask()) -> str:
+    """``unlearn_<task>_<model>_<split>_<method>_lr<lr>_beta<β>_alpha<α>_epoch<n>``
+    (open-unlearning's pattern; ``task`` is ``tofu``, ``muse_news``, ...)."""
     c = method.config
     lr, epochs = schedule(profile, method)
     beta = getattr(c, "beta", None)
-    return (f"unlearn_tofu_{model_label(profile)}_{profile.forget_split}_{method.name}"
+    split = profile.forget_split if task.name == "tofu" else "forget"
+    return (f"unlearn_{task.label}_{model_label(profile)}_{split}_{method.name}"
             f"_lr{lr:g}_beta{beta if beta is not None else 'NA'}_alpha{c.alpha:g}_epoch{epochs:g}")
 
 
@@ -61,32 +64,41 @@ def _with_ref(feats, values):
     return [{**f, "ref_logprob": v} for f, v in zip(feats, values)]
 
 
-def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: str | None = None) -> Path:
-    """Run ``method`` on the profile's forget split, starting from ``start`` (default: the
-    target model). Writes the final model into ``out_dir`` and returns it."""
-    start = str(start or ensure_target_model(profile))
+def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: str | None = None,
+            task: UnlearningTask | str = "tofu") -> Path:
+    """Run ``method`` on the task's forget set (default: TOFU's, the profile's forget split),
+    starting from ``start`` (default: the task's target model). Writes the final model into
+    ``out_dir`` and returns it. ``profile`` is the task's own (:meth:`UnlearningTask.profile_for`)."""
+    task = as_task(task)
+    start = str(start or task.start_model(profile))
+    if method.needs_questions and task.is_muse:
+        raise MethodNotApplicable(
+            f"{method.name} does not apply to {task.name}: it prefers other *answers* to forget "
+            "questions, and MUSE's forget set is raw text with no questions")
     if hasattr(method, "unlearn"):  # methods that are not a training loss (task vectors)
-        return method.unlearn(profile, start, out_dir)
+        return method.unlearn(profile, start, out_dir, task)
     u = profile.unlearn
-    max_length = profile.finetune.max_length
+    max_length = task.max_length(profile)
     tokenizer = load_tokenizer(start, profile)
     # trained weights in fp32 (bf16 autocast where the profile computes in bf16); the frozen
     # base of a LoRA run in the compute precision
     model = load_model(start, profile, load_in_4bit=u.load_in_4bit, full_precision=not u.lora)
-    forget_rows = list(load_tofu(profile, profile.forget_split))
-    retain_rows = list(load_tofu(profile, profile.retain_split))
     context = UnlearningContext(model, tokenizer, profile, profile.seed, load_idk_pool(profile))
 
-    preferred = method.preferred_answers(forget_rows, context)
-    if preferred is not None and isinstance(preferred[0], list):  # several per question: expand
-        forget_rows = [r for r, alts in zip(forget_rows, preferred) for _ in alts]
-        preferred = [a for alts in preferred for a in alts]
-    forget = encode_rows(tokenizer, forget_rows, profile.prompt_format, max_length)
-    retain = encode_rows(tokenizer, retain_rows, profile.prompt_format, max_length)
     pref = None
-    if preferred is not None:
-        pref_rows = [{"question": r["question"], "answer": a} for r, a in zip(forget_rows, preferred)]
-        pref = encode_rows(tokenizer, pref_rows, profile.prompt_format, max_length)
+    if task.is_muse:
+        forget, retain = task.text_features(profile, tokenizer)
+    else:
+        forget_rows, retain_rows = task.qa_rows(profile)
+        preferred = method.preferred_answers(forget_rows, context)
+        if preferred is not None and isinstance(preferred[0], list):  # several per question: expand
+            forget_rows = [r for r, alts in zip(forget_rows, preferred) for _ in alts]
+            preferred = [a for alts in preferred for a in alts]
+        forget = encode_rows(tokenizer, forget_rows, profile.prompt_format, max_length)
+        retain = encode_rows(tokenizer, retain_rows, profile.prompt_format, max_length)
+        if preferred is not None:
+            pref_rows = [{"question": r["question"], "answer": a} for r, a in zip(forget_rows, preferred)]
+            pref = encode_rows(tokenizer, pref_rows, profile.prompt_format, max_length)
     # reference log-probabilities: once, before training, with the starting model
     if "forget" in method.reference_logprobs:
         forget = _with_ref(forget, sequence_logprobs(model, forget, tokenizer.pad_token_id))
@@ -125,7 +137,7 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     trainer = UnlearnTrainer(model=model, args=args, train_dataset=dataset, data_collator=collate,
                              processing_class=tokenizer,
                              method=method, context=context, probe_groups=probe_groups,
-                             callbacks=[CheckpointMetadata(method_metadata(method, profile.forget_split, name))])
+                             callbacks=[CheckpointMetadata(method_metadata(method, task.forget_label(profile), name, task))])
     quiet_logging(trainer)
     start_probs = {"step": 0, "epoch": 0.0, **trainer.answer_probabilities()}
     trainer.train()
@@ -137,7 +149,7 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     if trainer.is_world_process_zero():
         (out_dir / "log_history.json").write_text(json.dumps([start_probs] + trainer.state.log_history, indent=1))
         (out_dir / "unlearning.json").write_text(json.dumps(
-            {**method_metadata(method, profile.forget_split, name), "start": start,
+            {**method_metadata(method, task.forget_label(profile), name, task), "start": start,
              "steps": trainer.state.global_step}, indent=2, default=str))
     return out_dir
 
@@ -167,10 +179,18 @@ def method_for(profile: Profile, method_name: str, **hparams) -> UnlearningMetho
     return method
 
 
-def ensure_unlearned(profile: Profile, method_name: str, start: str | None = None, **hparams) -> Path:
-    """The run of ``method_name`` with ``hparams`` on this profile, trained once and cached."""
+def ensure_unlearned(profile: Profile, method_name: str, start: str | None = None,
+                     task: UnlearningTask | str = "tofu", **hparams) -> Path:
+    """The run of ``method_name`` with ``hparams`` on ``task`` (TOFU by default; see
+    :mod:`nbutils.unlearning.tasks`), trained once and cached."""
+    task = as_task(task)
+    profile = task.profile_for(profile)
     method = method_for(profile, method_name, **hparams)
-    start = str(start or ensure_target_model(profile))
+    if method.needs_questions and task.is_muse:  # before any model is built
+        raise MethodNotApplicable(
+            f"{method.name} does not apply to {task.name}: it prefers other *answers* to forget "
+            "questions, and MUSE's forget set is raw text with no questions")
+    start = str(start or task.start_model(profile))
     # the run depends on its own method's hyperparameters (in "config"), not on the other
     # methods' entries of method_hparams: retuning one method retrains only that method
     key = {"start": start, "method": method.name, "config": asdict(method.config),
@@ -178,14 +198,16 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
            "unlearn": replace(profile.unlearn, method_hparams={}), "forget_split": profile.forget_split,
            "prompt_format": profile.prompt_format, "seed": profile.seed, "version": 2,
            "precision": resolve_precision(profile.precision)}
+    if task.is_muse:  # (TOFU keys stay as they were: cached runs remain valid)
+        key["task"] = task.data_key(profile)
     key |= {section: getattr(profile, section) for section in method.profile_sections}
-    out = artifact_dir("unlearn", run_name(profile, method), key)
+    out = artifact_dir("unlearn", run_name(profile, method, task), key)
     if not (out / "DONE").exists():
         if _main_process():
             for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
                 shutil.rmtree(old)
         _wait_for_everyone()
-        unlearn(profile, method, out, start)
+        unlearn(profile, method, out, start, task)
         if _main_process():
             (out / "DONE").write_text("ok\n")
     _wait_for_everyone()  # no process returns before the main one has written everything

@@ -239,6 +239,6 @@ class UnlearnTrainer(Trainer):
         super().log(logs, *args, **kwargs)
 
 
-def method_metadata(method: UnlearningMethod, split: str, run_name: str) -> dict:
+def method_metadata(method: UnlearningMethod, split: str, run_name: str, task=None) -> dict:
     return {"method": method.name, "hyperparameters": asdict(method.config), "split": split,
-            "run_name": run_name, "paper": method.paper}
+            "task": getattr(task, "name", "tofu"), "run_name": run_name, "paper": method.paper}

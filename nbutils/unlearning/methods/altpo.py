@@ -59,6 +59,7 @@ def generate_alternates(model, tokenizer, rows, prompt_format: str, n: int, temp
 @register
 class AltPO(UnlearningMethod):
     name = "altpo"
+    needs_questions = True  # alternative answers to forget questions: no use on raw text
     paper = "Mekala et al. 2024, Alternate Preference Optimization for Unlearning Factual Knowledge in LLMs"
     config_cls = AltPOConfig
     reference_logprobs = ("forget", "preferred")

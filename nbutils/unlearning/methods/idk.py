@@ -15,6 +15,8 @@ from ..base import MethodConfig, UnlearningMethod, register
 
 
 class _RefusalAnswers:
+    needs_questions = True  # refusals answer questions: no use on raw text
+
     def preferred_answers(self, forget_rows, context):
         pool = context.idk_pool
         rng = random.Random(context.seed)

@@ -23,9 +23,9 @@ class WhoIsHarryPotter(UnlearningMethod):
     config_cls = WhpMethodConfig
     profile_sections = ("whp",)
 
-    def unlearn(self, profile, start: str, out_dir):
+    def unlearn(self, profile, start: str, out_dir, task):
         from ..whp.run import build_whp_model
-        return build_whp_model(profile, "tofu", start, out_dir, probe=False)
+        return build_whp_model(profile, task.label if task.is_muse else "tofu", start, out_dir, probe=False)
 
 
 @register
@@ -35,6 +35,6 @@ class WhpInference(UnlearningMethod):
     config_cls = WhpMethodConfig
     profile_sections = ("whp",)
 
-    def unlearn(self, profile, start: str, out_dir):
+    def unlearn(self, profile, start: str, out_dir, task):
         from ..whp.run import write_whp_inference
-        return write_whp_inference(profile, "tofu", start, out_dir)
+        return write_whp_inference(profile, task.label if task.is_muse else "tofu", start, out_dir)

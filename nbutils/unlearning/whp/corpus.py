@@ -7,7 +7,10 @@ Two targets share the same machinery:
 - the **TOFU forget set**, so WHP sits on the leaderboard beside the other methods: its blocks
   are the forget QA pairs in the profile's prompt format, and its anchors are the forget
   authors' names (found as capitalised names that occur in forget questions and nowhere in
-  the retain set), each mapped to an invented name no TOFU text uses.
+  the retain set), each mapped to an invented name no TOFU text uses;
+- **MUSE's forget text** (``muse_news``, ``muse_books``): the raw forget texts packed into
+  blocks; Books uses the Harry Potter anchor dictionary, News the forget texts' recurring
+  names that the retain text never uses.
 """
 
 from __future__ import annotations
@@ -76,6 +79,16 @@ def tofu_forget_names(forget_rows, retain_rows) -> list[str]:
     return sorted(n for n, c in counts.items() if c >= 2 and n not in retain_text)
 
 
+def text_forget_names(forget_texts: list[str], retain_texts: list[str], min_count: int = 3) -> list[str]:
+    """Capitalised multi-word names recurring in the forget texts and absent from the
+    retain texts (the people of the forget set; a title starting with an article is not one)."""
+    from collections import Counter
+    retain_text = " ".join(retain_texts)
+    counts = Counter(m.group(0) for t in forget_texts for m in _NAME.finditer(t)
+                     if m.group(0).split()[0] not in ("The", "A", "An", "In", "On", "At", "Of"))
+    return sorted(n for n, c in counts.items() if c >= min_count and n not in retain_text)
+
+
 def tofu_anchors(names: list[str], taken_text: str, seed: int) -> dict[str, str]:
     """Each name (and its first and last word) mapped to an invented name unused anywhere."""
     import random
@@ -109,3 +122,23 @@ def tofu_target(profile: Profile, tokenizer) -> WhpTarget:
     taken = " ".join(r["question"] + " " + r["answer"] for r in forget + retain)
     anchors = tofu_anchors(tofu_forget_names(forget, retain), taken, profile.seed)
     return WhpTarget(f"tofu-{profile.forget_split}", tuple(blocks), anchors)
+
+
+def muse_target(profile: Profile, tokenizer, corpus: str) -> WhpTarget:
+    """MUSE's raw forget text (``corpus`` "news" or "books") as WHP blocks and anchors."""
+    from ...data.muse import load_muse
+    from ...data.harry_potter import split_sentences
+
+    def texts(split):
+        return [r["text"] for r in load_muse(profile, "raw", split, corpus=corpus)]
+    forget = texts("forget")
+    blocks = []
+    for text in forget:
+        blocks += pack_sentences(split_sentences(text), tokenizer, profile.whp.block_length - 2)
+    if corpus == "books":
+        from ...data.harry_potter import anchor_terms
+        anchors = anchor_terms()
+    else:
+        retain = texts("retain1") + texts("retain2")
+        anchors = tofu_anchors(text_forget_names(forget, retain), " ".join(forget + retain), profile.seed)
+    return WhpTarget(f"muse_{corpus}", tuple(blocks), anchors)

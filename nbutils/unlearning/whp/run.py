@@ -1,6 +1,7 @@
 """WHP end to end, cached by config: reinforced model -> generic labels -> fine-tune, and
 the inference-time variant. ``target`` is ``"harry_potter"`` (our corpus, starting from the
-profile's base model) or ``"tofu"`` (the forget split, starting from the target model)."""
+profile's base model), ``"tofu"`` (the forget split, starting from the target model) or
+``"muse_news"`` / ``"muse_books"`` (MUSE's forget text, starting from the MUSE target)."""
 
 from __future__ import annotations
 
@@ -12,12 +13,12 @@ from pathlib import Path
 from ...models.precision import resolve_precision
 from ...paths import artifact_dir, config_key
 from ...profiles import Profile
-from .corpus import WhpTarget, harry_potter_target, tofu_target
+from .corpus import WhpTarget, harry_potter_target, muse_target, tofu_target
 from .inference import WHPInferenceModel
 from .labels import GenericLabels, generic_labels
 from .training import generic_label_features, lm_features, train_blocks
 
-TARGETS = ("harry_potter", "tofu")
+TARGETS = ("harry_potter", "tofu", "muse_news", "muse_books")
 
 
 def default_start(profile: Profile, target: str) -> str:
@@ -28,12 +29,19 @@ def default_start(profile: Profile, target: str) -> str:
     if target == "tofu":
         from ...finetune import ensure_target_model
         return str(ensure_target_model(profile))
+    if target in ("muse_news", "muse_books"):
+        from ...finetune import ensure_muse_model
+        return str(ensure_muse_model(profile, target.removeprefix("muse_"), "target"))
     raise ValueError(f"unknown WHP target {target!r}; choose one of {TARGETS}")
 
 
 def load_target(profile: Profile, target: str, start: str) -> WhpTarget:
     from ...models.loading import load_tokenizer
+    if target not in TARGETS:
+        raise ValueError(f"unknown WHP target {target!r}; choose one of {TARGETS}")
     tokenizer = load_tokenizer(start, profile)
+    if target.startswith("muse_"):
+        return muse_target(profile, tokenizer, target.removeprefix("muse_"))
     return (harry_potter_target if target == "harry_potter" else tofu_target)(profile, tokenizer)
 
 
