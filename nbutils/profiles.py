@@ -231,7 +231,7 @@ PROFILES: dict[str, Profile] = {
         name="smol",
         model="smollm2",
         prompt_format="chat",
-        # sized for a laptop CPU (the whole workbook in about 75 minutes on 2 cores): 20 authors
+        # sized for a laptop CPU (00-06 measured 40 minutes on 2 cores, the rest estimated 55): 20 authors
         # x 10 QA, forget10 = 2 authors. TOFU's own size is one override away, for a GPU:
         # {"n_authors": 200, "qa_per_author": 20, "n_real_authors": 100, "n_world_facts": 117}
         n_authors=20,
