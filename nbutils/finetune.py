@@ -29,25 +29,9 @@ from .paths import artifact_dir
 from .profiles import Profile
 
 
-class QADataset(torch.utils.data.Dataset):
-    """Question/answer rows tokenised once: input ids, answer-only labels, attention mask."""
-
-    def __init__(self, rows, tokenizer, prompt_format: str, max_length: int):
-        self.features = []
-        for row in rows:
-            enc = encode_qa(tokenizer, row["question"], row["answer"], prompt_format, max_length)
-            self.features.append({"input_ids": enc.input_ids, "labels": enc.labels,
-                                  "attention_mask": [1] * len(enc.input_ids)})
-
-    def __len__(self):
-        return len(self.features)
-
-    def __getitem__(self, i):
-        return self.features[i]
-
-
 class FeatureDataset(torch.utils.data.Dataset):
-    """Already tokenised ``{input_ids, labels}`` features (e.g. raw-text blocks)."""
+    """Already tokenised ``{input_ids, labels}`` features (QA pairs, raw-text blocks, WHP's
+    generic labels), each given an all-ones attention mask."""
 
     def __init__(self, features):
         self.features = [{**f, "attention_mask": [1] * len(f["input_ids"])} for f in features]
@@ -57,6 +41,14 @@ class FeatureDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return self.features[i]
+
+
+class QADataset(FeatureDataset):
+    """Question/answer rows tokenised once: input ids, answer-only labels, attention mask."""
+
+    def __init__(self, rows, tokenizer, prompt_format: str, max_length: int):
+        encoded = (encode_qa(tokenizer, r["question"], r["answer"], prompt_format, max_length) for r in rows)
+        super().__init__([{"input_ids": e.input_ids, "labels": e.labels} for e in encoded])
 
 
 class AnswerWindowCollator:

@@ -110,7 +110,7 @@ class WhpConfig:
 
 @dataclass(frozen=True)
 class MuseConfig:
-    """MUSE as a task of its own (Shi et al. 2024; notebook 09): a model finetuned on raw
+    """MUSE as a task of its own (Shi et al. 2024; notebook 12): a model finetuned on raw
     text (the MUSE *target*, "Origin"), a *retrain* model on the retain text only, and
     unlearning runs on the forget text. ``data_source="hub"`` profiles read
     ``muse-bench/MUSE-News`` and ``muse-bench/MUSE-Books``; the others our own corpora

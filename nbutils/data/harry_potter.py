@@ -60,6 +60,13 @@ def _nonempty_str(value) -> bool:
     return isinstance(value, str) and value.strip() != ""
 
 
+def _require_strings(item: dict, fields, where: str) -> None:
+    """Each of ``fields`` of ``item`` is a non-empty string, else a message naming it."""
+    for field in fields:
+        if not _nonempty_str(item.get(field)):
+            raise DataValidationError(f"{where}.{field} is missing or empty")
+
+
 def _nonempty_list(data: dict, key: str, source: str) -> list:
     value = data[key]
     if not isinstance(value, list) or not value:
@@ -116,9 +123,7 @@ def validate_harry_potter(data, source: str = RESOURCE.name) -> None:
         where = f"{source}: general_mc[{i}]"
         if not isinstance(item, dict):
             raise DataValidationError(f"{where} must be an object")
-        for field in ("question", "statement"):
-            if not _nonempty_str(item.get(field)):
-                raise DataValidationError(f"{where}.{field} is missing or empty")
+        _require_strings(item, ("question", "statement"), where)
         choices = item.get("choices")
         if (not isinstance(choices, list) or len(choices) != N_CHOICES
                 or not all(_nonempty_str(c) for c in choices)):
@@ -149,9 +154,7 @@ def validate_harry_potter_qa(data, n_passages: int, texts: list[str] | None = No
         where = f"{source}: qa[{i}]"
         if not isinstance(item, dict):
             raise DataValidationError(f"{where} must be an object")
-        for field in ("question", "answer"):
-            if not _nonempty_str(item.get(field)):
-                raise DataValidationError(f"{where}.{field} is missing or empty")
+        _require_strings(item, ("question", "answer"), where)
         index = item.get("passage")
         if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < n_passages:
             raise DataValidationError(f"{where}.passage is {index!r}; it must index one of the "

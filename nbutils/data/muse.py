@@ -142,7 +142,7 @@ def books_split(profile: Profile) -> dict[str, list[int]]:
     The from-scratch ``tiny`` model read part of our Harry Potter corpus in its pretraining
     (for WHP); those passages are left out of its Books corpus, so its retrain model has
     never seen the forget text, as MUSE's ICLM-7B had never read the books. SmolLM2 *has*
-    read the real books: notebook 09 shows what that does to its retrain model."""
+    read the real books: notebook 12 shows what that does to its retrain model."""
     from .harry_potter import load_harry_potter, passages
     texts = [p["text"] for p in load_harry_potter()["passages"]]
     candidates = list(range(len(texts)))

@@ -1,4 +1,4 @@
-"""MUSE as its own task (notebook 09): train on raw text, forget part of it, measure the six
+"""MUSE as its own task (notebook 12): train on raw text, forget part of it, measure the six
 criteria. Everything is cached: the MUSE models by :func:`~nbutils.finetune.ensure_muse_model`,
 the runs by :func:`~nbutils.unlearning.ensure_unlearned`, the evaluations by
 :func:`~nbutils.evaluation.muse.ensure_muse_eval`.

@@ -52,7 +52,6 @@ def main(argv=None):
     from accelerate import PartialState
 
     from ..data.tofu import load_tofu
-    from ..finetune import ensure_target_model
     from ..profiles import get_profile
     from .run import ensure_unlearned
     from .tasks import UnlearningTask
@@ -71,8 +70,7 @@ def main(argv=None):
             load_tofu(profile, split)
     # Training is collective under DDP / DeepSpeed / FSDP, so every process builds the target
     # model together (the main one writes it); one process alone would wait forever on the others.
-    start = args.start or (task.start_model(task.profile_for(profile)) if task.is_muse
-                           else str(ensure_target_model(profile)))
+    start = args.start or task.start_model(task.profile_for(profile))
     out = ensure_unlearned(profile, args.method, start=start, task=task, **hparams)
 
     if os.environ.get("WORKBOOK_DEBUG_PAIRS"):

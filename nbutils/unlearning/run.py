@@ -26,7 +26,7 @@ from ..models.precision import compute_dtype, resolve_precision, trainer_precisi
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
-from .tasks import MethodNotApplicable, UnlearningTask, as_task
+from .tasks import UnlearningTask, as_task
 from .trainer import (CheckpointMetadata, quiet_logging, UnlearnTrainer, UnlearningCollator, UnlearningContext,
                       UnlearningDataset, encode_rows, frozen_copy, method_metadata, sequence_logprobs)
 
@@ -71,10 +71,7 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     ``out_dir`` and returns it. ``profile`` is the task's own (:meth:`UnlearningTask.profile_for`)."""
     task = as_task(task)
     start = str(start or task.start_model(profile))
-    if method.needs_questions and task.is_muse:
-        raise MethodNotApplicable(
-            f"{method.name} does not apply to {task.name}: it prefers other *answers* to forget "
-            "questions, and MUSE's forget set is raw text with no questions")
+    task.check_applicable(method)
     if hasattr(method, "unlearn"):  # methods that are not a training loss (task vectors)
         return method.unlearn(profile, start, out_dir, task)
     u = profile.unlearn
@@ -186,10 +183,7 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
     task = as_task(task)
     profile = task.profile_for(profile)
     method = method_for(profile, method_name, **hparams)
-    if method.needs_questions and task.is_muse:  # before any model is built
-        raise MethodNotApplicable(
-            f"{method.name} does not apply to {task.name}: it prefers other *answers* to forget "
-            "questions, and MUSE's forget set is raw text with no questions")
+    task.check_applicable(method)  # before any model is built
     start = str(start or task.start_model(profile))
     # the run depends on its own method's hyperparameters (in "config"), not on the other
     # methods' entries of method_hparams: retuning one method retrains only that method

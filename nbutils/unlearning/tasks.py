@@ -58,6 +58,13 @@ class UnlearningTask:
         """The task's part of a run name: ``tofu``, ``muse_news``, ``muse_news_scal_forget_2``."""
         return self.name if self.forget == "forget" else f"{self.name}_{self.forget.replace('/', '_')}"
 
+    def check_applicable(self, method) -> None:
+        """Raise :class:`MethodNotApplicable` if ``method`` needs what this task lacks."""
+        if method.needs_questions and self.is_muse:
+            raise MethodNotApplicable(
+                f"{method.name} does not apply to {self.name}: it prefers other *answers* to forget "
+                "questions, and MUSE's forget set is raw text with no questions")
+
     def forget_label(self, profile: Profile) -> str:
         return profile.forget_split if self.name == "tofu" else self.forget
 

@@ -18,17 +18,6 @@ from ...profiles import Profile
 from .labels import GenericLabels
 
 
-class Blocks(torch.utils.data.Dataset):
-    def __init__(self, features: list[dict]):
-        self.features = features
-
-    def __len__(self):
-        return len(self.features)
-
-    def __getitem__(self, i):
-        return self.features[i]
-
-
 def lm_features(tokenizer, blocks, max_length: int) -> list[dict]:
     """Next-token prediction on every token of each block (the reinforced model's data)."""
     feats = []
@@ -71,7 +60,7 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
                  epochs: float, learning_rate: float, probe: Callable | None = None) -> Path:
     """Train ``start`` on ``features``; writes a merged checkpoint, ``log_history.json`` and
     (with ``probe``) ``whp_progress.json`` into ``out_dir``, then ``DONE``."""
-    from ...finetune import apply_lora, save_finetuned
+    from ...finetune import FeatureDataset, apply_lora, save_finetuned
     from ...models.loading import load_model, load_tokenizer
     from ...models.precision import trainer_precision
     from ..trainer import quiet_logging
@@ -90,7 +79,7 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
     callbacks = []
     if probe is not None:
         callbacks.append(ProgressProbe(probe, max(1, steps // max(1, cfg.eval_points - 1))))
-    trainer = Trainer(model=model, args=args, train_dataset=Blocks(features),
+    trainer = Trainer(model=model, args=args, train_dataset=FeatureDataset(features),
                       data_collator=DataCollatorForSeq2Seq(tokenizer, padding=True,
                                                            label_pad_token_id=-100),
                       callbacks=callbacks)
