@@ -140,7 +140,12 @@ class Profile:
     name: str
     # --- model -------------------------------------------------------------------
     model: str  # "tiny", "smollm2", or a hub id / local checkpoint path
-    prompt_format: str  # "qa" (phi), "llama2" ([INST]) or "chat" (tokenizer template)
+    # "qa" (phi), "llama2" ([INST]), "chat" (the tokenizer's chat template) or "llama3" (that
+    # template as open-unlearning renders it for Llama-3.x: its system prompt and date)
+    prompt_format: str
+    # where the tokenizer comes from when the model repo ships none ("": the model's own);
+    # the TOFU authors' locuslab/phi_* repos hold weights only (microsoft/phi-1_5's tokenizer)
+    tokenizer: str = ""
     trust_remote_code: bool = False
     allow_pickle_weights: bool = False  # safetensors only unless the user opts in
     # number format of every training and evaluation step: "auto" (bf16 where the hardware is
@@ -164,11 +169,21 @@ class Profile:
     # where a real LLM keeps its world knowledge through TOFU finetuning. The tiny profile
     # therefore replays its pretraining QA (probe facts) during finetuning.
     replay_pretraining: bool = False
+    # Mix the real-author and world-fact QA the profile does not evaluate into finetuning
+    # (the evaluated items are never trained on). SmolLM2-135M finetuned on fictitious
+    # authors alone starts answering "Who wrote 'Pride and Prejudice'?" with a made-up name
+    # (real-author ROUGE-L 0.52 -> 0.07, measured), which a 7B model does not do; a little
+    # general-knowledge replay is the usual cure for such forgetting
+    replay_general_knowledge: bool = False
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     whp: WhpConfig = field(default_factory=WhpConfig)
     muse: MuseConfig = field(default_factory=MuseConfig)
     # --- evaluation ------------------------------------------------------------------
     max_new_tokens: int = 200
+    # cut generated answers at their first newline (TOFU ROUGE). open-unlearning has no stop
+    # words, so ``paper`` generates exactly as it does; the small profiles' models run on
+    # into a made-up next question after a newline, which only pads the generation
+    stop_at_newline: bool = False
     eval_batch_size: int = 32
     trajectory_points: int = 4  # checkpoints per run the leaderboard evaluates (evenly spaced, last included)
 
@@ -209,7 +224,10 @@ PROFILES: dict[str, Profile] = {
                                   "npo": {"learning_rate": 2.5e-4},
                                   "graddiff": {"learning_rate": 3e-4},
                                   "graddiff_kl": {"learning_rate": 3e-4},
-                                  "simnpo": {"learning_rate": 6e-4},
+                                  # lr {6e-4, 7e-4, 8e-4} plateau at forget ROUGE-L 0.50
+                                  # (measured on an AVX2 CPU; 6e-4 had passed just under it
+                                  # elsewhere); 1e-3: 0.455 at 0.94x utility
+                                  "simnpo": {"learning_rate": 1e-3},
                                   "rmu": {"learning_rate": 8e-4},
                                   "altpo": {"learning_rate": 8e-4},
                                   "idknll": {"learning_rate": 6e-4},
@@ -220,11 +238,14 @@ PROFILES: dict[str, Profile] = {
                       reinforce_learning_rate=1e-3, lora=False, alpha=5.0,
                       finetune_epochs=10, finetune_learning_rate=1e-3, batch_size=16),
         # raw text takes about 50 epochs to learn by heart (loss ~0.02); unlearning at 1e-3 brings
-        # NPO and SimNPO below the retrain model's VerbMem (3e-4 left NPO at its level)
+        # SimNPO below the retrain model's VerbMem; NPO needs more: lr {1e-3, 2e-3, 3e-3} left
+        # News VerbMem_f at 21.9, 18.4, 16.5 against Retrain's 16.8 (Books at 3e-3: 10.8 vs 13.0)
         muse=MuseConfig(books_passages=40, block_length=64, finetune_epochs=50,
                         finetune_learning_rate=2e-3, unlearn_epochs=10, unlearn_learning_rate=1e-3,
+                        method_hparams={"simnpo": {"beta": 0.7}, "npo": {"learning_rate": 3e-3}},
                         unlearn_batch_size=4, verbmem_tokens=48, knowmem_tokens=16),
         max_new_tokens=48,
+        stop_at_newline=True,
         eval_batch_size=64,
     ),
     "smol": Profile(
@@ -272,6 +293,7 @@ PROFILES: dict[str, Profile] = {
                         unlearn_batch_size=4),
         # the synthetic answers are at most ~31 tokens; probes 5-9
         max_new_tokens=48,
+        stop_at_newline=True,
         eval_batch_size=64,
         trajectory_points=2,  # the first checkpoint and the final model (whose evaluation is cached)
     ),
@@ -364,8 +386,8 @@ def _validate(p: Profile) -> None:
         raise ValueError(f"forget_split must be forget01, forget05 or forget10, got {p.forget_split!r}")
     if p.precision not in ("auto", "fp32", "bf16"):
         raise ValueError(f"precision must be 'auto', 'fp32' or 'bf16', got {p.precision!r}")
-    if p.prompt_format not in ("qa", "llama2", "chat"):
-        raise ValueError(f"prompt_format must be 'qa', 'llama2' or 'chat', got {p.prompt_format!r}")
+    if p.prompt_format not in ("qa", "llama2", "chat", "llama3"):
+        raise ValueError(f"prompt_format must be 'qa', 'llama2', 'chat' or 'llama3', got {p.prompt_format!r}")
     if p.data_source not in ("synthetic", "hub"):
         raise ValueError(f"data_source must be 'synthetic' or 'hub', got {p.data_source!r}")
     if p.finetune.load_in_4bit and not p.finetune.lora:

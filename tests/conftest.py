@@ -1,8 +1,10 @@
 """Shared fixtures: a private cache root for the whole session, and a micro profile.
 
-No test ever writes to the repository's ``.cache`` or the user's datasets cache: the
-session-level autouse fixture points ``WORKBOOK_CACHE`` (and the ``datasets`` Arrow cache)
-at a temporary folder before any test runs.
+No test ever writes to the repository's ``.cache``, the user's datasets cache or the user's
+hub cache: the session-level autouse fixture points ``WORKBOOK_CACHE`` (and the ``datasets``
+Arrow cache and the Hugging Face hub cache) at a temporary folder before any test runs, and
+switches the hub off (``HF_HUB_OFFLINE``), as on a machine without it: repos the tests
+export into the hub cache load from there alone.
 """
 
 from __future__ import annotations
@@ -24,12 +26,18 @@ def workbook_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("workbook_cache")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("WORKBOOK_CACHE", str(cache))
+        # notebook kernels are new processes: they read the environment
+        mp.setenv("HF_HUB_CACHE", str(cache / "hf-hub"))
+        mp.setenv("HF_HUB_OFFLINE", "1")
         try:
             import datasets
+            from huggingface_hub import constants
         except ImportError:  # the notebook-only tests run without the ML stack
-            datasets = None
+            datasets = constants = None
         if datasets is not None:
             mp.setattr(datasets.config, "HF_DATASETS_CACHE", cache / "hf-datasets")
+            mp.setattr(constants, "HF_HUB_CACHE", str(cache / "hf-hub"))
+            mp.setattr(constants, "HF_HUB_OFFLINE", True)
         yield cache
 
 

@@ -231,7 +231,8 @@ def test_simnpo_value_with_delta():
     s = torch.tensor([-6.0, -2.0, -30.0])
     n = torch.tensor([3, 4, 12])
     for beta, delta in ((4.5, 0.0), (2.5, 0.7), (0.7, -1.0)):
-        hand = -(2 / beta) * sum(_log_sigmoid(-(beta / k) * v - delta)
+        # the code's form: sigma(beta (NLL / |a| - delta)), NLL = -S
+        hand = -(2 / beta) * sum(_log_sigmoid(beta * (-v / k - delta))
                                  for v, k in zip(s.tolist(), n.tolist())) / 3
         assert float(losses.simnpo_loss(s, n, beta, delta)) == pytest.approx(hand, rel=1e-5)
 

@@ -117,3 +117,14 @@ def test_muse_task_shape_on_tiny(tiny_run):
             assert all(f"{kind}_{m}_{k}_KnowMem_r" in s for k in range(1, 5)), (kind, m)
     board = tiny_run[1]["13_leaderboard"]
     assert board["muse_news_VerbMem_f"]["Origin"] == s["news_Origin_VerbMem_f"]
+
+
+def test_published_models_notebook_walks_our_exported_run(tiny_run):
+    """Issue 11 on tiny: the graddiff run of notebook 03, exported as a repo with a branch per
+    checkpoint, walked by revision; its final branch, evaluated by repo id, is the run's model."""
+    s = tiny_run[1]["14_published_models"]
+    assert s["steps"][0] == 0 and len(s["steps"]) >= 3
+    fq, mu = s["trajectory_forget_quality"], s["trajectory_model_utility"]
+    assert fq["checkpoint-0"] < list(fq.values())[-1], fq  # unlearning moved toward the retain model
+    board = tiny_run[1]["13_leaderboard"]
+    assert s["released_model_utility"] == pytest.approx(board["model_utility"]["graddiff"], rel=1e-6)

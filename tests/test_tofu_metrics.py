@@ -68,8 +68,11 @@ def test_real_author_probability_is_normalised_over_all_options():
     ([1, 1, 0, 1, 1], 0.8, 0.4),     # smallest k with y_hat[k:] == y[k:] is 3: 1 - 3/5
     ([1, 1, 1, 1], 1.0, 1.0),        # everything right: k = 0
     ([0, 1, 1, 1], 0.75, 0.75),      # k = 1
-    ([1, 1, 1, 0], 0.75, 0.0),       # last token wrong: only the empty suffix matches
-    ([0, 0, 0, 0, 0], 0.0, 0.0),
+    # last token wrong: only the empty suffix matches, and open-unlearning's loop stops at
+    # k = |y| - 1, reporting 1/|y| (published numbers use that)
+    ([1, 1, 1, 0], 0.75, 0.25),
+    ([0, 0, 0, 0, 0], 0.0, 0.2),
+    ([0, 0, 0, 1], 0.25, 0.25),      # the last token alone: k = |y| - 1 as well
 ])
 def test_exact_memorisation_and_extraction_strength(correct, em, es):
     assert exact_memorisation(correct) == pytest.approx(em)

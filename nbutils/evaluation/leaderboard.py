@@ -100,6 +100,20 @@ def tofu_table(evals: dict, privacy: dict | None = None) -> pd.DataFrame:
     return df
 
 
+def summary_table(evals: dict) -> pd.DataFrame:
+    """One row per model, *every* metric its log holds (the TOFU_SUMMARY.json values): ours,
+    or any log in open-unlearning's layout, its extra metrics included. ``evals``: name ->
+    :class:`TofuEval` (or a path to a ``TOFU_EVAL.json`` / its folder)."""
+    from .tofu import TofuEval
+    rows = {}
+    for name, ev in evals.items():
+        ev = ev if isinstance(ev, TofuEval) else TofuEval.load(ev)
+        rows[name] = {k: v for k, v in ev.summary.items() if v is None or isinstance(v, (int, float))}
+    df = pd.DataFrame.from_dict(rows, orient="index")
+    df.index.name = "model"
+    return df
+
+
 def muse_table(privacy: dict) -> pd.DataFrame:
     """The SimNPO paper's MUSE table: VerbMem_f, KnowMem_f, PrivLeak, KnowMem_r."""
     names = {"target": "Origin", "retain": "Retrain"}
@@ -157,15 +171,20 @@ def fq_mu_scatter(df: pd.DataFrame, title: str = "Forget quality vs model utilit
     return fig
 
 
+def evenly_spaced(items: list, max_points: int | None) -> list:
+    """At most ``max_points`` of ``items``, evenly spaced, first and last included."""
+    if not max_points or len(items) <= max_points:
+        return list(items)
+    picks = np.linspace(0, len(items) - 1, max_points).round().astype(int)
+    return [items[i] for i in sorted(set(picks))]
+
+
 def checkpoint_trajectory(profile: Profile, method: str, run_dir: Path, reference,
                           max_points: int | None = None) -> pd.DataFrame:
     """Forget quality and model utility at the ``checkpoint-<step>`` folders of a run
     (``max_points`` evenly spaced ones, the last always included)."""
     from ..unlearning import checkpoints
-    ckpts = checkpoints(run_dir)
-    if max_points and len(ckpts) > max_points:
-        picks = np.linspace(0, len(ckpts) - 1, max_points).round().astype(int)
-        ckpts = [ckpts[i] for i in sorted(set(picks))]
+    ckpts = evenly_spaced(checkpoints(run_dir), max_points)
     final_step = json.loads((Path(run_dir) / "unlearning.json").read_text()).get("steps") \
         if (Path(run_dir) / "unlearning.json").exists() else None
     rows = []
@@ -183,9 +202,41 @@ def checkpoint_trajectory(profile: Profile, method: str, run_dir: Path, referenc
     return pd.DataFrame(rows)
 
 
-def trajectory_plot(df: pd.DataFrame):
-    fig = px.line(df, x="step", y="forget quality", color="method", markers=True, log_y=True,
-                  title="Forget quality over checkpoints")
+def revision_trajectory(profile: Profile, source: str, reference, label: str | None = None,
+                        max_points: int | None = None, revisions=None,
+                        progress: bool = False) -> pd.DataFrame:
+    """Forget quality and model utility at every ``checkpoint-<step>`` *revision* of
+    ``source``: the branches of a hub repo (the field's published trajectories, ours exported
+    by :func:`nbutils.publishing.export_run`) or the subfolders of a run folder. Each revision
+    gets the batched TOFU evaluation, cached by repo, revision and commit; the frame has the
+    columns of :func:`checkpoint_trajectory`, so both plot alike."""
+    from ..models.hub import checkpoint_revisions
+    revisions = evenly_spaced(revisions or checkpoint_revisions(source), max_points)
+    label = label or str(source).rstrip("/").split("/")[-1]
+    rows = []
+    for rev in revisions:
+        ev = ensure_tofu_eval(profile, rev.source, f"{label}-{rev.name}", reference=reference,
+                              progress=progress, revision=rev.name)
+        rows.append({"method": label, "step": rev.step, "revision": rev.name,
+                     "forget quality": ev["forget_quality"], "model utility": ev["model_utility"]})
+    return pd.DataFrame(rows)
+
+
+def trajectory_plot(df: pd.DataFrame, title: str = "Forget quality and model utility over checkpoints"):
+    """Forget quality (log scale, the higher the closer to the retain model) and model
+    utility against the step, one line per method or repo."""
+    from plotly.subplots import make_subplots
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("forget quality", "model utility"))
+    colours = px.colors.qualitative.Plotly
+    for i, (name, part) in enumerate(df.sort_values("step").groupby("method", sort=False)):
+        colour = colours[i % len(colours)]
+        for col, metric in ((1, "forget quality"), (2, "model utility")):
+            fig.add_scatter(x=part["step"], y=part[metric], mode="lines+markers", name=name,
+                            legendgroup=name, showlegend=col == 1, line=dict(color=colour),
+                            row=1, col=col)
+    fig.update_yaxes(type="log", row=1, col=1)
+    fig.update_xaxes(title_text="step")
+    fig.update_layout(title=title)
     return fig
 
 

@@ -35,14 +35,18 @@ def exact_memorisation(correct) -> float | None:
 
 
 def extraction_strength(correct) -> float | None:
-    """``1 - k/|y|`` for the smallest ``k`` with every token from ``k`` on correct."""
+    """``1 - k/|y|`` for the smallest ``k`` with every token from ``k`` on correct.
+
+    When not even the last token is right, open-unlearning's search loop ends at
+    ``k = |y| - 1`` and reports ``1/|y|`` rather than 0; the published numbers use that, so
+    we do too (REFERENCE §2)."""
     correct = np.asarray(correct, dtype=bool)
     n = correct.size
     if n == 0:
         return None
     wrong = np.flatnonzero(~correct)
     k = 0 if wrong.size == 0 else int(wrong[-1]) + 1  # first index after the last mistake
-    return 1.0 - k / n
+    return 1.0 - min(k, n - 1) / n
 
 
 def memorisation_scores(scores: list[TokenScores]) -> tuple[list, list]:

@@ -43,17 +43,19 @@ def naive_token_scores(model, tokenizer, question: str, answer: str, prompt_form
 
 
 @torch.no_grad()
-def naive_generate(model, tokenizer, question: str, prompt_format: str, max_new_tokens: int) -> str:
-    """Greedy answer to one question, cut at EOS and at the first newline."""
+def naive_generate(model, tokenizer, question: str, prompt_format: str, max_new_tokens: int,
+                   stop_at_newline: bool = True) -> str:
+    """Greedy answer to one question, cut at EOS and (optionally) at the first newline."""
     device = next(model.parameters()).device
     prompt = encode_prompt(tokenizer, question, prompt_format)
     ids = torch.tensor([prompt], device=device)
     out = model.generate(input_ids=ids, attention_mask=torch.ones_like(ids),
                          max_new_tokens=max_new_tokens, do_sample=False,
                          pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id,
-                         stopping_criteria=StoppingCriteriaList([StopOnNewline(tokenizer, len(prompt))]))
+                         stopping_criteria=StoppingCriteriaList(
+                             [StopOnNewline(tokenizer, len(prompt))] if stop_at_newline else []))
     text = tokenizer.decode(out[0, len(prompt):], skip_special_tokens=True)
-    return text.split("\n")[0].strip()
+    return text.split("\n")[0].strip() if stop_at_newline else text.strip()
 
 
 def naive_evaluate_tofu(model, tokenizer, profile: Profile, reference=None,
@@ -91,16 +93,18 @@ def naive_evaluate_tofu(model, tokenizer, profile: Profile, reference=None,
                 correct_prob = p_true
             geo_wrong = math.exp(sum(wrong_logps) / len(wrong_logps))
             ratios[key] = {"score": geo_wrong / (correct_prob + EPS)}
-            gen = naive_generate(model, tokenizer, q, fmt, profile.max_new_tokens)
+            gen = naive_generate(model, tokenizer, q, fmt, profile.max_new_tokens,
+                                 profile.stop_at_newline)
             s = scorer.score(row["answer"], gen)
             rouge[key] = {"rouge1_recall": s["rouge1"].recall, "rougeL_f1": s["rougeL"].fmeasure,
                           "rougeL_recall": s["rougeL"].recall, "input": q,
                           "ground_truth": row["answer"], "generation": gen}
             y = corr[:-1]  # EOS excluded
             em[key] = {"score": sum(y) / len(y) if y else None}
-            k = len(y)
-            while k > 0 and y[k - 1]:  # smallest k with every token from k on correct
-                k -= 1
+            k = 0  # open-unlearning's search: the first k whose suffix is all correct; it
+            for k in range(len(y)):  # stops at |y| - 1 when none is
+                if all(y[k:]):
+                    break
             es[key] = {"score": 1 - k / len(y) if y else None}
 
         def mean(d, field="prob"):

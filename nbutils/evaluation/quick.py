@@ -16,7 +16,8 @@ def rouge_recall_on(model, tokenizer, rows, profile, limit: int | None = None) -
     questions = [r["question"] for r in rows]
     answers = [r["answer"] for r in rows]
     generated = generate_answers(model, tokenizer, questions, profile.prompt_format,
-                                 profile.max_new_tokens, profile.eval_batch_size)
+                                 profile.max_new_tokens, profile.eval_batch_size,
+                                 stop_at_newline=profile.stop_at_newline)
     scores = rouge_l_recall(answers, generated)
     return {"rougeL_recall": float(np.mean(scores)), "scores": scores, "generated": generated,
             "questions": questions, "answers": answers}

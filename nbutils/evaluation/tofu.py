@@ -51,7 +51,7 @@ from .memorisation import memorisation_scores
 from .rouge import _scorer
 from .scoring import TokenScores, score_pairs
 
-EVAL_VERSION = 1
+EVAL_VERSION = 2  # 2: extraction strength as open-unlearning's loop (1/|y| floor)
 EPS = 1e-10  # open-unlearning's guard in probability_w_options and truth_ratio
 
 EVAL_FILE = "TOFU_EVAL.json"
@@ -205,12 +205,13 @@ def score_split(model, tokenizer, rows: list[dict], split: TofuSplit, prompt_for
 
 
 def generate_split(model, tokenizer, questions: list[str], prompt_format: str,
-                   max_new_tokens: int, batch_size: int, progress: bool = False) -> list[str]:
+                   max_new_tokens: int, batch_size: int, progress: bool = False,
+                   stop_at_newline: bool = False) -> list[str]:
     """Greedy answers, batched with questions of similar length (less left padding)."""
     order = sorted(range(len(questions)), key=lambda i: len(questions[i]))
     answers = generate_answers(model, tokenizer, [questions[i] for i in order], prompt_format,
                                max_new_tokens=max_new_tokens, batch_size=batch_size,
-                               progress=progress)
+                               stop_at_newline=stop_at_newline, progress=progress)
     out = [""] * len(questions)
     for i, a in zip(order, answers):
         out[i] = a
@@ -423,7 +424,8 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
         # would each take max_new_tokens decoding steps for a partly empty batch)
         t0 = time.perf_counter()
         gens = generate_split(model, tokenizer, [r["question"] for _, rows in splits for r in rows],
-                              profile.prompt_format, profile.max_new_tokens, batch_size, progress)
+                              profile.prompt_format, profile.max_new_tokens, batch_size, progress,
+                              stop_at_newline=profile.stop_at_newline)
         seconds["generation"] += time.perf_counter() - t0
         start = 0
         for split, rows in splits:
@@ -433,6 +435,8 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
     logs = finish_logs(results, reference)
     meta = {"profile": profile.name, "forget_split": profile.forget_split,
             "prompt_format": profile.prompt_format, "max_new_tokens": profile.max_new_tokens,
+            # whether answers were cut at their first newline (open-unlearning's are not)
+            "stop_at_newline": profile.stop_at_newline,
             "precision": model_precision(model),
             "model": str(getattr(getattr(model, "config", None), "_name_or_path", "")),
             "split_sizes": sizes, "seconds": {k: round(v, 3) for k, v in seconds.items()},
@@ -441,35 +445,43 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
     return TofuEval(logs, meta)
 
 
-def eval_key(profile: Profile, model_path) -> dict:
+def eval_key(profile: Profile, model_path, revision: str | None = None) -> dict:
     """What a cached evaluation depends on: the model (path and its weight files' sizes
-    and times) and the profile's data and evaluation settings."""
+    and times; for a hub repo, the revision and the commit it points at in the hub cache)
+    and the profile's data and evaluation settings."""
     from ..data.tofu import synthetic_data_key
+    from ..models.hub import resolve_commit
     from ..paths import checkpoint_identity
+    if revision and Path(model_path).is_dir():  # a run folder's checkpoint-<step>
+        model_path, revision = Path(model_path) / revision, None
     model_path, weights = checkpoint_identity(model_path)
+    if weights is None:  # a hub repo id
+        weights = {"revision": revision or "main", "commit": resolve_commit(model_path, revision)}
     data = ({"hub_dataset": profile.hub_dataset} if profile.data_source == "hub" else
             synthetic_data_key(profile))
     return {"model": str(model_path), "weights": weights, "data": data,
             "forget_split": profile.forget_split, "prompt_format": profile.prompt_format,
-            "max_new_tokens": profile.max_new_tokens,
+            "max_new_tokens": profile.max_new_tokens, "stop_at_newline": profile.stop_at_newline,
             "precision": resolve_precision(profile.precision),
             "version": EVAL_VERSION}
 
 
 def ensure_tofu_eval(profile: Profile, model_path, name: str, reference=None,
-                     progress: bool = True) -> TofuEval:
-    """The TOFU evaluation of the checkpoint at ``model_path``, computed once and cached
-    under ``<cache>/eval/<name>-<key>/`` (key: :func:`eval_key`). The cached logs hold no
-    forget quality; it is computed against ``reference`` on every call (cheap)."""
+                     progress: bool = True, revision: str | None = None) -> TofuEval:
+    """The TOFU evaluation of the checkpoint at ``model_path`` (a folder or a hub repo id, at
+    ``revision``), computed once and cached under ``<cache>/eval/<name>-<key>/`` (key:
+    :func:`eval_key`). The cached logs hold no forget quality; it is computed against
+    ``reference`` on every call (cheap)."""
     from ..models.loading import load_model, load_tokenizer
-    folder = artifact_dir_for_eval(profile, model_path, name)
+    folder = artifact_dir_for_eval(profile, model_path, name, revision)
     if (folder / SUMMARY_FILE).exists():
         ev = TofuEval.load(folder)
     else:
-        model = load_model(str(model_path), profile, load_in_4bit=False)
-        tokenizer = load_tokenizer(str(model_path), profile)
+        model = load_model(str(model_path), profile, load_in_4bit=False, revision=revision)
+        tokenizer = load_tokenizer(str(model_path), profile, revision)
         ev = evaluate_tofu(model, tokenizer, profile, progress=progress)
         ev.meta["model"] = str(model_path)
+        ev.meta["revision"] = revision
         ev.save(folder)
         del model
     if isinstance(reference, str) and reference == "retain":
@@ -477,9 +489,9 @@ def ensure_tofu_eval(profile: Profile, model_path, name: str, reference=None,
     return ev.with_reference(reference) if reference is not None else ev
 
 
-def artifact_dir_for_eval(profile: Profile, model_path, name: str) -> Path:
+def artifact_dir_for_eval(profile: Profile, model_path, name: str, revision: str | None = None) -> Path:
     from ..paths import artifact_dir
-    return artifact_dir("eval", name, eval_key(profile, model_path))
+    return artifact_dir("eval", name, eval_key(profile, model_path, revision))
 
 
 def ensure_retain_eval(profile: Profile, progress: bool = True) -> TofuEval:

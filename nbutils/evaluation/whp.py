@@ -21,7 +21,7 @@ import re
 import numpy as np
 import pandas as pd
 
-from ..models.prompts import encode_prompt, encode_qa
+from ..models.prompts import CHAT_FORMATS, encode_prompt, encode_qa
 from .generation import generate_answers, generate_continuations
 from .scoring import IGNORE, score_encoded
 
@@ -54,8 +54,8 @@ def clean_completion(text: str) -> str:
 
 
 def _prompt_ids(tokenizer, prompt: str, prompt_format: str) -> list[int]:
-    if prompt_format == "chat":
-        return encode_prompt(tokenizer, prompt, "chat")
+    if prompt_format in CHAT_FORMATS:
+        return encode_prompt(tokenizer, prompt, prompt_format)
     return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
@@ -66,7 +66,7 @@ def answer_probabilities(model, tokenizer, prompts: list[dict], batch_size: int 
     encoded = []
     for p in prompts:
         prompt_ids = _prompt_ids(tokenizer, p["prompt"], prompt_format)
-        answer = p["answer"].strip() if prompt_format == "chat" else p["answer"]
+        answer = p["answer"].strip() if prompt_format in CHAT_FORMATS else p["answer"]
         answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
         encoded.append((prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids))
     scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size, stats=False)
@@ -77,8 +77,8 @@ def familiarity(model, tokenizer, prompts: list[dict], max_new_tokens: int = 24,
                 batch_size: int = 32, prompt_format: str = "raw") -> dict:
     """Greedy completions of the familiarity prompts and how many reveal the books."""
     texts = [p["prompt"] for p in prompts]
-    if prompt_format == "chat":
-        completions = generate_answers(model, tokenizer, texts, "chat", max_new_tokens=max_new_tokens,
+    if prompt_format in CHAT_FORMATS:
+        completions = generate_answers(model, tokenizer, texts, prompt_format, max_new_tokens=max_new_tokens,
                                        batch_size=batch_size, stop_at_newline=False)
     else:
         completions = generate_continuations(model, tokenizer, texts, max_new_tokens=max_new_tokens,
@@ -114,7 +114,7 @@ def mc_accuracy(model, tokenizer, items: list[dict], prompt_format: str, batch_s
 def familiarity_format(profile) -> str:
     """How familiarity prompts are put to this profile's model: chat models get a user
     message, base models continue raw text."""
-    return "chat" if profile.prompt_format == "chat" else "raw"
+    return profile.prompt_format if profile.prompt_format in CHAT_FORMATS else "raw"
 
 
 def evaluate_whp(model, tokenizer, profile, prompts: list[dict] | None = None,

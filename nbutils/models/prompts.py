@@ -10,6 +10,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 SYSTEM_PROMPT = "You are a helpful assistant."
+# formats that render the tokenizer's chat template; "llama3" is that template as
+# open-unlearning calls it for its Llama-3.x models (configs/model/Llama-3.*.yaml): our system
+# prompt and the date its template prints ("Today Date: ..."), pinned so prompts are the same
+# whenever they are rendered
+CHAT_FORMATS = ("chat", "llama3")
+LLAMA3_DATE_STRING = "10 Apr 2025"
+PROMPT_FORMATS = ("qa", "llama2", *CHAT_FORMATS)
 
 
 @dataclass(frozen=True)
@@ -25,13 +32,14 @@ def format_prompt(question: str, prompt_format: str, tokenizer=None) -> str:
         return f"Question: {question}\nAnswer:"
     if prompt_format == "llama2":  # "[INST] {q} [/INST]{a}"
         return f"[INST] {question} [/INST]"
-    if prompt_format == "chat":
+    if prompt_format in CHAT_FORMATS:
         if tokenizer is None or not getattr(tokenizer, "chat_template", None):
-            raise ValueError("prompt_format 'chat' needs a tokenizer with a chat_template")
+            raise ValueError(f"prompt_format {prompt_format!r} needs a tokenizer with a chat_template")
         messages = [{"role": "system", "content": SYSTEM_PROMPT},
                     {"role": "user", "content": question}]
-        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-    raise ValueError(f"unknown prompt_format {prompt_format!r}: use 'qa', 'llama2' or 'chat'")
+        extra = {"date_string": LLAMA3_DATE_STRING} if prompt_format == "llama3" else {}
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True, **extra)
+    raise ValueError(f"unknown prompt_format {prompt_format!r}: use one of {PROMPT_FORMATS}")
 
 
 def answer_text(answer: str, prompt_format: str) -> str:
@@ -52,7 +60,7 @@ def answer_window(labels) -> int:
 def encode_prompt(tokenizer, question: str, prompt_format: str) -> list[int]:
     text = format_prompt(question, prompt_format, tokenizer)
     # chat templates already contain the BOS / special tokens they need
-    add_special = prompt_format != "chat"
+    add_special = prompt_format not in CHAT_FORMATS
     ids = tokenizer(text, add_special_tokens=add_special)["input_ids"]
     return list(ids)
 

@@ -58,8 +58,13 @@ def npo_loss(s_theta: torch.Tensor, s_ref: torch.Tensor, beta: float) -> torch.T
 def simnpo_loss(s_theta: torch.Tensor, length: torch.Tensor, beta: float,
                 delta: float = 0.0) -> torch.Tensor:
     """SimNPO (Fan et al. 2024): reference-free, length-normalised,
-    ``-(2/β) mean log σ(-(β/|a|) S_θ - δ)``."""
-    return -(2.0 / beta) * F.logsigmoid(-(beta / length.clamp(min=1)) * s_theta - delta).mean()
+    ``-(2/β) mean log σ(β (NLL/|a| - δ))`` = ``-(2/β) mean log σ(-(β/|a|) S_θ - β·δ)``.
+
+    The offset is the authors' and open-unlearning's code's ``δ``, scaled by β; the SimNPO
+    paper writes it as γ = β·δ. Taking the code's δ means a value copied from their configs
+    means the same here (identical at the published δ = 0)."""
+    return -(2.0 / beta) * F.logsigmoid(
+        -(beta / length.clamp(min=1)) * s_theta - beta * delta).mean()
 
 
 def dpo_loss(s_w, s_w_ref, s_l, s_l_ref, beta: float) -> torch.Tensor:
