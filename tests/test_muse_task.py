@@ -4,6 +4,7 @@ features, the unlearning task's rules, and one small unlearning run on raw text.
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import pytest
 from nbutils.data import DataValidationError
 from nbutils.data.harry_potter import load_harry_potter, load_harry_potter_qa, passages, validate_harry_potter_qa
 from nbutils.data.muse import (BOOKS_ROLES, CORPORA, MUSE_FIELDS, books_split, build_muse_configs,
-                               ensure_muse_source, folds, load_muse, muse_source)
+                               ensure_muse_source, folds, load_muse, muse_source, news_article)
 from nbutils.models.prompts import encode_text_blocks
 from nbutils.profiles import get_profile
 from nbutils.unlearning.tasks import MethodNotApplicable, UnlearningTask
@@ -89,6 +90,25 @@ def test_books_too_small_is_a_clear_error(tiny):
 
 
 # --- News: scalability and sustainability --------------------------------------------------
+def test_news_articles_tell_each_biography_in_an_order_of_its_own(tiny):
+    from nbutils.data.muse import _sentences
+    from nbutils.data.world import generate_world
+    counts_k = 2
+    authors, _, _, bios = generate_world(tiny.n_authors, counts_k, tiny.qa_per_author, tiny.seed)
+    articles = {a.name: news_article(bios[a.name], a.name, tiny.seed) for a in authors}
+    for a in authors:
+        original, article = _sentences(bios[a.name]), _sentences(articles[a.name])
+        assert sorted(article) == sorted(original) and article[0] == original[0]  # same facts, intro first
+        assert news_article(bios[a.name], a.name, tiny.seed) == articles[a.name]  # deterministic
+    # the biographies share one template order; the articles do not (the second sentence of
+    # the articles varies): only memorising an article predicts how it goes on
+    templates = {re.sub(re.escape(a.name), "NAME", _sentences(articles[a.name])[1]).split()[0]
+                 for a in authors}
+    assert len(templates) > 3
+    news = build_muse_configs(tiny, "news")
+    assert all(r["text"] in articles.values() for r in news["raw"]["forget"])
+
+
 def test_news_scal_grows_and_sust_partitions_the_forget_passages(tiny):
     news = build_muse_configs(tiny, "news")
     forget = news["privleak"]["forget"]  # the forget biographies cut into passages

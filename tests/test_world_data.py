@@ -9,7 +9,7 @@ import pytest
 from dataclasses import replace
 
 from nbutils.data import DataValidationError, ensure_muse_source, ensure_tofu_source, load_muse, load_tofu
-from nbutils.data.muse import N_ICL, build_muse_configs
+from nbutils.data.muse import N_ICL, build_muse_configs, news_article
 from nbutils.data.tofu import build_tofu_configs, forget_author_counts, write_hub_layout
 from nbutils.data.world import generate_world
 from nbutils.profiles import get_profile
@@ -332,9 +332,11 @@ def test_muse_forget_texts_are_forget_biographies(muse, tiny_profile):
     _, loaded, (authors, holdout, rows, bios) = muse
     k = forget_author_counts(tiny_profile.n_authors)["10"]  # default forget_split: forget10
     forget = authors[-k:]
-    assert [r["text"] for r in loaded[("raw", "forget")]] == [bios[a.name] for a in forget]
+    # each forget biography as a news article: its sentences, in an order of its own
+    articles = [news_article(bios[a.name], a.name, tiny_profile.seed) for a in forget]
+    assert [r["text"] for r in loaded[("raw", "forget")]] == articles
     for r in loaded[("privleak", "forget")]:
-        assert any(r["text"] in bios[a.name] for a in forget)
+        assert any(r["text"] in article for article in articles)
     forget_qs = {r["question"] for a in forget for r in rows[a.name]}
     assert {r["question"] for r in loaded[("knowmem", "forget_qa")]} == forget_qs
     # retain texts and QA never mention a forget author
@@ -345,14 +347,14 @@ def test_muse_forget_texts_are_forget_biographies(muse, tiny_profile):
         assert not any(n in r["question"] for r in loaded[key] for n in forget_names)
 
 
-def test_muse_holdout_not_about_full_authors(muse):
+def test_muse_holdout_not_about_full_authors(muse, tiny_profile):
     _, loaded, (authors, holdout, _, bios) = muse
     names = [a.name for a in authors]
-    holdout_names = {a.name for a in holdout}
+    holdout_articles = [news_article(bios[h.name], h.name, tiny_profile.seed) for h in holdout]
     for key in (("raw", "holdout"), ("privleak", "holdout")):
         for r in loaded[key]:
             assert not any(n in r["text"] for n in names)
-            assert any(r["text"] in bios[h] for h in holdout_names)
+            assert any(r["text"] in article for article in holdout_articles)
 
 
 def test_muse_verbmem_gt_continues_prompt(muse):

@@ -5,8 +5,9 @@ both corpora offline, in the hub repos' layout (one JSON-lines file per config a
 README ``configs:`` header), so :func:`load_muse` is the same ``load_dataset`` call for ours
 and for the hub's (``paper`` profiles, ``data_source="hub"``):
 
-- **News** from the fictitious world: the biographies of the profile's forget-split authors
-  are the forget text, those of other authors retain and holdout text;
+- **News** from the fictitious world: the biographies of the profile's forget-split authors,
+  each told in an order of its own (:func:`news_article`), are the forget text, those of
+  other authors retain and holdout text;
 - **Books** from our Harry Potter passages (:mod:`nbutils.data.harry_potter`), every fifth
   passage's role in turn: forget, forget, retain1, retain2, holdout; KnowMem asks the
   questions we wrote about them (``resources/harry_potter_qa.json``).
@@ -56,6 +57,17 @@ def _chunks(text: str, size: int = 4) -> list[str]:
     return [" ".join(s[i:i + size]) for i in range(0, len(s), size)]
 
 
+def news_article(bio: str, name: str, seed: int) -> str:
+    """A biography as a news article of MUSE-News: its introduction first, then the other
+    sentences in an order of the article's own. Our biographies tell every author's facts in
+    one template order, so a model that never read an author's text (the retrain model)
+    would still predict the next sentence's wording from the genre alone; in a real news
+    corpus only memorisation predicts how an article goes on, and VerbMem measures that."""
+    first, *rest = _sentences(bio)
+    random.Random(f"{seed}-{name}").shuffle(rest)
+    return " ".join([first, *rest])
+
+
 def verbmem_pair(text: str) -> dict | None:
     """A prompt of two sentences and the start of a third, and its true continuation (up to
     five more sentences); the prompt stops mid-sentence, as MUSE's book excerpts do, so a
@@ -93,12 +105,14 @@ def build_muse_configs(profile: Profile, corpus: str = "news") -> dict[str, dict
     rng = random.Random(profile.seed)
     icl_authors, retain_eval = retain[: max(1, len(retain) // 4)], retain[max(1, len(retain) // 4):]
     half = len(retain_eval) // 2
+    articles = {a.name: news_article(bios[a.name], a.name, profile.seed)
+                for a in [*authors, *holdout]}
 
     def texts(group):
-        return [{"text": bios[a.name]} for a in group]
+        return [{"text": articles[a.name]} for a in group]
 
     def passages(group):
-        return [{"text": c} for a in group for c in _chunks(bios[a.name])]
+        return [{"text": c} for a in group for c in _chunks(articles[a.name])]
 
     def qa(group):
         return [{"question": r["question"], "answer": r["short_answer"]}
@@ -106,7 +120,7 @@ def build_muse_configs(profile: Profile, corpus: str = "news") -> dict[str, dict
 
     verbmem = []
     for a in forget:  # sliding windows over each biography, two sentences apart
-        s = _sentences(bios[a.name])
+        s = _sentences(articles[a.name])
         for i in range(0, max(1, len(s) - 4), 2):
             pair = verbmem_pair(" ".join(s[i:i + 8]))
             if pair:
@@ -204,7 +218,8 @@ def muse_data_key(profile: Profile, corpus: str = "news") -> dict:
         return {"hub_dataset": HUB_SOURCES[corpus]}
     key = {k: getattr(profile, k) for k in ("n_authors", "qa_per_author", "seed", "forget_split")}
     key["generator_version"] = WORLD_VERSION
-    key["muse_version"] = 3  # retain_qa about retain2; scal / sust; the Books corpus
+    # 3: retain_qa about retain2; scal / sust; the Books corpus. 4: News articles in their own order
+    key["muse_version"] = 4
     if corpus == "books":
         from .harry_potter import resource_version
         key = {"books_passages": profile.muse.books_passages, "resources": resource_version(),
