@@ -181,6 +181,7 @@ def _model_key(profile: Profile, split: str) -> dict:
             synthetic_data_key(profile),
             "split": split, "prompt_format": profile.prompt_format,
             "replay_pretraining": profile.replay_pretraining,
+            **({"replay_general_knowledge": True} if profile.replay_general_knowledge else {}),
             "finetune": profile.finetune, "seed": profile.seed, "version": 1,
             "precision": resolve_precision(profile.precision)}
 
@@ -193,6 +194,9 @@ def ensure_finetuned(profile: Profile, split: str, name: str) -> Path:
         if profile.replay_pretraining:
             from .data.pretrain import probe_items
             rows += [{"question": x["question"], "answer": x["answer"]} for x in probe_items(profile)]
+        if profile.replay_general_knowledge:
+            from .data.pretrain import held_out_probe_items
+            rows += [{"question": x["question"], "answer": x["answer"]} for x in held_out_probe_items(profile)]
         finetune(profile, rows, out)
     return out
 

@@ -24,6 +24,14 @@ def probe_items(profile: Profile) -> list[dict]:
             + load_resource("world_facts.json")[: profile.n_world_facts])
 
 
+def held_out_probe_items(profile: Profile) -> list[dict]:
+    """The real-author and world-fact items this profile does *not* evaluate (those past
+    ``n_real_authors`` / ``n_world_facts`` in our lists): general knowledge that can be
+    mixed into finetuning without touching a single evaluated item."""
+    return (load_resource("real_authors.json")[profile.n_real_authors:]
+            + load_resource("world_facts.json")[profile.n_world_facts:])
+
+
 def pretraining_examples(profile: Profile, tokenizer=None) -> list[dict]:
     """``{"text": ...}`` statements and ``{"question", "answer"}`` pairs; with a
     ``tokenizer``, also the Harry Potter corpus as WHP's training blocks."""
