@@ -289,3 +289,50 @@ def test_open_unlearning_log_round_trips_through_the_leaderboard(tmp_path):
     folder = write_open_unlearning_logs(ev, tmp_path, "unlearn_tofu_Llama-3.2-1B-Instruct_forget10_AltPO")
     assert json.loads((folder / "TOFU_EVAL.json").read_text()) == theirs
     assert json.loads((folder / "TOFU_SUMMARY.json").read_text()) == {k: v["agg_value"] for k, v in theirs.items()}
+
+
+# --- notebook 14 on paper's own path, offline ------------------------------------------------------
+@pytest.mark.slow
+def test_notebook_studies_published_repos_on_the_paper_path(release_standin, tiny_tokenizer, tmp_path):
+    """Notebook 14 as ``paper`` runs it: the phi-1.5 grad_diff trajectory walked by hub
+    revision (weights only, tokenizer from microsoft/phi-1_5, no retain log published: the
+    profile's own retain model is the reference) and the AltPO release by repo id against
+    open-unlearning's retain log. Stand-ins for every hub repo live in the hub cache: a
+    phi-architecture model unlearned with graddiff and exported as locuslab's repo (then
+    unmarked as ours, so it loads exactly as a downloaded repo does), the tokenizer repo, and
+    the release of :func:`release_standin`."""
+    from transformers import PhiConfig, PhiForCausalLM
+
+    from nbutils.models.hub import EXPORT_MARKER
+    from nbutils.publishing import export_run
+    from nbutils.run import run_notebooks
+    from nbutils.unlearning import ensure_unlearned
+    release_profile_, _ = release_standin
+    tok = tiny_tokenizer
+    config = PhiConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                       num_hidden_layers=2, num_attention_heads=4, partial_rotary_factor=0.5,
+                       max_position_embeddings=256, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    torch.manual_seed(0)
+    phi = tmp_path / "phi-1_5"
+    PhiForCausalLM(config).save_pretrained(phi, safe_serialization=True)
+    tok.save_pretrained(phi)
+    write_cache_revision("microsoft/phi-1_5", "main",
+                         {p.name: p for p in phi.iterdir() if p.name.startswith(("tokenizer", "special"))})
+    overrides = {"model": str(phi), "hub_dataset": release_profile_.hub_dataset, "max_new_tokens": 6,
+                 "eval_batch_size": 8, "finetune.epochs": 1, "finetune.batch_size": 4,
+                 "finetune.gradient_accumulation_steps": 1, "unlearn.epochs": 3,
+                 "unlearn.batch_size": 2, "unlearn.gradient_accumulation_steps": 1,
+                 "unlearn.warmup_epochs": 0.0, "trajectory_points": 3}
+    trajectory = "locuslab/phi_grad_diff_1e-05_forget01"
+    profile = get_profile("paper", {**overrides, "forget_split": "forget01"})
+    run = ensure_unlearned(profile, "graddiff", start=str(phi), learning_rate=5e-3)
+    export_run(run, profile, repo_id=trajectory, progress=False)
+    (cache_repo_folder(trajectory) / EXPORT_MARKER).unlink()  # now it is "a downloaded repo"
+    result = run_notebooks(profile="paper", only=["14"], out_dir=tmp_path / "run",
+                           parameters={"OVERRIDES": overrides, "PUBLISHED_TRAJECTORY": trajectory,
+                                       "RELEASED_MODEL": ALTPO_RELEASE})
+    assert result.ok, [(n.name, n.error) for n in result.notebooks]
+    s = result.summaries()["14_published_models"]
+    assert s["profile"] == "paper" and s["repo"] == trajectory and s["steps"][0] == 0
+    assert s["released"] == ALTPO_RELEASE and math.isfinite(s["released_forget_quality"])
