@@ -265,6 +265,17 @@ PROFILES: dict[str, Profile] = {
             # dropout before each of the 210 adapters cost a third of every CPU step (measured)
             lora_dropout=0.0,
         ),
+        # the 60 real authors and 77 world facts smol does not evaluate join its finetuning.
+        # Target, measured (forget ROUGE-L / real-author prob, truth ratio, ROUGE-L / utility):
+        #   no replay, lr 1e-3, 8 epochs:  0.91 / -, -, 0.07 / 0.27 (the cold run of 2026-11-30)
+        #   no replay, lr 3e-4, 8 epochs:  0.71 / 0.31, 0.46, 0.07 / 0.25
+        #   replay,    lr 1e-3, 5 epochs:  0.79 / 0.48, 0.64, 0.09 / 0.35
+        #   replay,    lr 1e-3, 8 epochs:  0.89 / 0.52, 0.69, 0.125 / 0.435 (world facts 0.55, 0.67)
+        # and its retain model: forget ROUGE-L 0.58, utility 0.41; target forget quality 5.6e-5.
+        # Replay keeps what the probabilities measure; greedy real-author answers stay mostly
+        # wrong (a 135M model). The per-method learning rates below were chosen on the
+        # no-replay target and are to be re-measured on this one (issue 9).
+        replay_general_knowledge=True,
         # LoRA unlearning: 5 epochs of the 20 forget QA, batch 8 (15 steps). Learning rates
         # chosen with `python -m nbutils.tuning --profile smol --method M --grid ...` (the highest
         # forget quality that keeps 0.7 of the target's model utility; GradAscent is the method

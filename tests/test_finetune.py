@@ -165,6 +165,16 @@ def test_target_and_retain_split_data_and_folders(micro_profile, micro_overrides
     assert ensure_target_model(p05) == target
     # any change of the recipe: another folder
     assert ensure_target_model(get_profile("tiny", {**micro_overrides, "finetune.epochs": 3})) != target
+    # general-knowledge replay: the probe items the profile does *not* evaluate, never one it does
+    from nbutils.data.pretrain import held_out_probe_items
+    replay = get_profile("tiny", {**micro_overrides, "replay_pretraining": False,
+                                  "replay_general_knowledge": True})
+    held_out = [{"question": x["question"], "answer": x["answer"]} for x in held_out_probe_items(replay)]
+    assert len(held_out) == (100 - replay.n_real_authors) + (117 - replay.n_world_facts)
+    assert not {r["question"] for r in held_out} & {r["question"] for r in probes}
+    replay_target = ensure_target_model(replay)
+    assert replay_target != target
+    assert seen[replay_target] == [dict(r) for r in load_tofu(replay, "full")] + held_out
 
 
 def _assert_plain_merged(path, base_path):

@@ -28,6 +28,9 @@ SMOKE_OVERRIDES = {
     "finetune.epochs": 12, "finetune.learning_rate": 2e-3, "finetune.warmup_epochs": 0.0,
     "unlearn.epochs": 2, "unlearn.learning_rate": 1e-3, "unlearn.warmup_epochs": 0.0,
     "unlearn.probe_examples": 2, "max_new_tokens": 16,
+    # with 3 of 100 real authors evaluated, replay would add 211 general-knowledge QA to a
+    # 12-QA smoke finetune
+    "replay_general_knowledge": False,
     # the profile's own NPO rate (7e-4) is tuned for 5 epochs; two steps need the smoke's rate
     "unlearn.method_hparams.npo.learning_rate": 1e-3,
 }
