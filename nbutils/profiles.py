@@ -290,6 +290,10 @@ PROFILES: dict[str, Profile] = {
         #              beta 4.5 its gradient 2 sigma(-beta x) vanishes once the answer's mean NLL
         #              x passes 1); beta {1.0, 0.5} at lr 3e-3: 0.012 / 0.88x, 0.34 / 0 -> 3e-3, 1.0
         # The other methods use the base rate, the one the GradAscent and NPO grids chose.
+        # Re-measured on the replay target (FQ / utility vs target / forget ROUGE-L vs target):
+        #   npo 7e-4: 0.83 / 0.98x / 0.45x (holds); gradascent 1e-3: 0.34 / 0.63x / 0.13x (no
+        #   longer collapses below 0.5x: needs a higher rate); simnpo 3e-3, beta 1: 0.17 /
+        #   0.77x / 0.52x (just short of halving). The rest is unmeasured on this target.
         unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
                               method_schedule=False, probe_examples=8,
