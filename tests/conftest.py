@@ -79,6 +79,27 @@ def micro_base(micro_profile, workbook_cache):
 
 
 @pytest.fixture(scope="session")
+def phi_standin(tiny_tokenizer):
+    """``phi_standin(folder)``: a checkpoint of phi-1.5's architecture (24 layers x 2048 wide
+    on the hub; partial rotary embeddings, parallel attention/MLP, dense biases), shrunk, with
+    random weights and the tiny tokenizer, saved in ``folder``: what stands in for
+    ``microsoft/phi-1_5`` offline."""
+    def make(folder):
+        import torch
+        from transformers import PhiConfig, PhiForCausalLM
+        tok = tiny_tokenizer
+        config = PhiConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
+                           num_hidden_layers=2, num_attention_heads=4, partial_rotary_factor=0.5,
+                           max_position_embeddings=256, bos_token_id=tok.bos_token_id,
+                           eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+        torch.manual_seed(0)
+        PhiForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+        tok.save_pretrained(folder)
+        return folder
+    return make
+
+
+@pytest.fixture(scope="session")
 def tiny_tokenizer():
     """A byte-level BPE tokenizer (vocab ~600) trained on a few hundred world texts."""
     from nbutils.data.tofu import build_tofu_configs

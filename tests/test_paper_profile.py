@@ -22,25 +22,15 @@ from nbutils.profiles import get_profile
 
 
 @pytest.fixture(scope="module")
-def paper_standin(tmp_path_factory, tiny_tokenizer):
+def paper_standin(tmp_path_factory, phi_standin):
     """(profile, folder of the stand-in phi-1.5 checkpoint)."""
-    from transformers import PhiConfig, PhiForCausalLM
     root = tmp_path_factory.mktemp("paper")
     # the TOFU files, in the hub's layout, from a small world
     configs = build_tofu_configs(get_profile("tiny", {"n_authors": 10, "qa_per_author": 2,
                                                       "n_real_authors": 3, "n_world_facts": 3}))
     data = write_hub_layout(configs, root / "locuslab-TOFU", "stand-in for locuslab/TOFU")
     (data / "idontknow.jsonl").write_text("I don't know.\nI have no idea.\n")
-    # phi-1.5's architecture (24 layers x 2048 wide on the hub), shrunk, random weights
-    tok = tiny_tokenizer
-    config = PhiConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                       num_hidden_layers=2, num_attention_heads=4, partial_rotary_factor=0.5,
-                       max_position_embeddings=256, bos_token_id=tok.bos_token_id,
-                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    folder = root / "phi-1_5"
-    PhiForCausalLM(config).save_pretrained(folder, safe_serialization=True)
-    tok.save_pretrained(folder)
+    folder = phi_standin(root / "phi-1_5")
     profile = get_profile("paper", {
         "model": str(folder), "hub_dataset": str(data), "precision": "bf16",
         "finetune.epochs": 1, "finetune.batch_size": 4, "finetune.gradient_accumulation_steps": 1,

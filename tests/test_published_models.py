@@ -293,7 +293,7 @@ def test_open_unlearning_log_round_trips_through_the_leaderboard(tmp_path):
 
 # --- notebook 14 on paper's own path, offline ------------------------------------------------------
 @pytest.mark.slow
-def test_notebook_studies_published_repos_on_the_paper_path(release_standin, tiny_tokenizer, tmp_path):
+def test_notebook_studies_published_repos_on_the_paper_path(release_standin, phi_standin, tmp_path):
     """Notebook 14 as ``paper`` runs it: the phi-1.5 grad_diff trajectory walked by hub
     revision (weights only, tokenizer from microsoft/phi-1_5, no retain log published: the
     profile's own retain model is the reference) and the AltPO release by repo id against
@@ -301,22 +301,12 @@ def test_notebook_studies_published_repos_on_the_paper_path(release_standin, tin
     phi-architecture model unlearned with graddiff and exported as locuslab's repo (then
     unmarked as ours, so it loads exactly as a downloaded repo does), the tokenizer repo, and
     the release of :func:`release_standin`."""
-    from transformers import PhiConfig, PhiForCausalLM
-
     from nbutils.models.hub import EXPORT_MARKER
     from nbutils.publishing import export_run
     from nbutils.run import run_notebooks
     from nbutils.unlearning import ensure_unlearned
     release_profile_, _ = release_standin
-    tok = tiny_tokenizer
-    config = PhiConfig(vocab_size=len(tok), hidden_size=64, intermediate_size=128,
-                       num_hidden_layers=2, num_attention_heads=4, partial_rotary_factor=0.5,
-                       max_position_embeddings=256, bos_token_id=tok.bos_token_id,
-                       eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    torch.manual_seed(0)
-    phi = tmp_path / "phi-1_5"
-    PhiForCausalLM(config).save_pretrained(phi, safe_serialization=True)
-    tok.save_pretrained(phi)
+    phi = phi_standin(tmp_path / "phi-1_5")
     write_cache_revision("microsoft/phi-1_5", "main",
                          {p.name: p for p in phi.iterdir() if p.name.startswith(("tokenizer", "special"))})
     overrides = {"model": str(phi), "hub_dataset": release_profile_.hub_dataset, "max_new_tokens": 6,
