@@ -181,6 +181,7 @@ def _model_key(profile: Profile, split: str) -> dict:
             synthetic_data_key(profile),
             "split": split, "prompt_format": profile.prompt_format,
             "replay_pretraining": profile.replay_pretraining,
+            # only when on, so the keys of models trained before the switch existed stay valid
             **({"replay_general_knowledge": True} if profile.replay_general_knowledge else {}),
             "finetune": profile.finetune, "seed": profile.seed, "version": 1,
             "precision": resolve_precision(profile.precision)}

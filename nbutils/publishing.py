@@ -135,7 +135,7 @@ def export_run(run_dir, profile: Profile, repo_id: str | None = None, *, metrics
     with tempfile.TemporaryDirectory(prefix="export-") as tmp:
         staging = Path(tmp)
         for branch, step, folder in tqdm(revisions, desc=f"exporting {repo_id}", disable=not progress):
-            folder = complete_checkpoint(folder, start, profile, staging) if branch != "main" else folder
+            folder = complete_checkpoint(folder, start, profile, staging)
             card = model_card(repo_id, run_meta, profile, branch, step,
                               metrics if branch == "main" else None, branches)
             card_file = staging / f"README-{branch}.md"

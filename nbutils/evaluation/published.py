@@ -16,7 +16,7 @@ from pathlib import Path
 from ..models.hub import hub_offline
 from ..models.released import parse_release, release_overrides
 from ..profiles import Profile, get_profile
-from .tofu import EVAL_FILE, SUMMARY_FILE, TofuEval, _write_json, ensure_tofu_eval
+from .tofu import EVAL_FILE, TofuEval, ensure_tofu_eval
 
 OPEN_UNLEARNING_EVAL = "open-unlearning/eval"
 
@@ -61,9 +61,6 @@ def evaluate_release(profile: Profile, repo_id: str, revision: str | None = None
 
 def write_open_unlearning_logs(ev: TofuEval, save_dir, task_name: str) -> Path:
     """``<save_dir>/<task_name>/TOFU_EVAL.json`` and ``TOFU_SUMMARY.json``, as open-unlearning
-    writes them (its ``saves/eval`` layout), forget quality included."""
-    folder = Path(save_dir) / task_name
-    folder.mkdir(parents=True, exist_ok=True)
-    _write_json(folder / EVAL_FILE, ev.logs)
-    _write_json(folder / SUMMARY_FILE, ev.summary)
-    return folder
+    writes them (its ``saves/eval`` layout), forget quality included (and our
+    ``TOFU_META.json`` beside them, which their tools ignore)."""
+    return ev.save(Path(save_dir) / task_name)

@@ -451,11 +451,13 @@ def eval_key(profile: Profile, model_path, revision: str | None = None) -> dict:
     and the profile's data and evaluation settings."""
     from ..data.tofu import synthetic_data_key
     from ..models.hub import resolve_commit
+    from ..models.loading import hub_arguments
     from ..paths import checkpoint_identity
-    if revision and Path(model_path).is_dir():  # a run folder's checkpoint-<step>
-        model_path, revision = Path(model_path) / revision, None
+    # where load_model reads it from: a checkpoint folder, an exported repo's snapshot, or
+    # a hub repo id (then named by revision and the commit the hub cache holds for it)
+    model_path, _ = hub_arguments(str(model_path), revision)
     model_path, weights = checkpoint_identity(model_path)
-    if weights is None:  # a hub repo id
+    if weights is None:
         weights = {"revision": revision or "main", "commit": resolve_commit(model_path, revision)}
     data = ({"hub_dataset": profile.hub_dataset} if profile.data_source == "hub" else
             synthetic_data_key(profile))

@@ -34,16 +34,8 @@ class Revision:
     """One checkpoint of a trajectory: a hub branch or a local ``checkpoint-<step>`` folder."""
 
     source: str  # repo id, or the run folder
-    name: str  # "checkpoint-625" (or "main")
+    name: str  # "checkpoint-625": the revision load_model takes for either kind of source
     step: int
-
-    @property
-    def is_folder(self) -> bool:
-        return Path(self.source, self.name).is_dir()
-
-    def load_args(self) -> tuple[str, str | None]:
-        """``(path, revision)`` for :func:`nbutils.models.loading.load_model`."""
-        return (str(Path(self.source, self.name)), None) if self.is_folder else (self.source, self.name)
 
 
 def hub_offline() -> bool:

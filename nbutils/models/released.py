@@ -12,7 +12,7 @@ family (open-unlearning's ``template_args``) and its forget split.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 # model name in a release -> (prompt format, tokenizer repo where the release ships none)
 MODEL_FAMILIES = {
@@ -84,8 +84,7 @@ def _with_family(release: Release) -> Release:
         raise ValueError(f"{release.repo_id}: unknown model family {release.model!r}; known: "
                          f"{sorted(MODEL_FAMILIES)}. Pass prompt_format as a profile override.")
     fmt, tokenizer = MODEL_FAMILIES[release.model]
-    return Release(release.repo_id, release.model, release.split, release.method,
-                   release.hparams, fmt, tokenizer)
+    return replace(release, prompt_format=fmt, tokenizer=tokenizer)
 
 
 def _number(text: str):
