@@ -47,6 +47,8 @@ def setup_notebook(profile: str = "tiny", overrides: dict | None = None, seed: i
     try:
         import transformers, datasets
         transformers.utils.logging.set_verbosity_error()
+        # "Loading weights" / "Writing model shards" bars for models that load in a blink
+        transformers.utils.logging.disable_progress_bar()
         datasets.utils.logging.set_verbosity_error()
         datasets.disable_progress_bars()
     except Exception:  # logging niceties must never stop a notebook

@@ -75,7 +75,8 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
         per_device_train_batch_size=cfg.batch_size, learning_rate=learning_rate,
         lr_scheduler_type="linear", warmup_steps=max(1, steps // 10), weight_decay=0.01,
         logging_steps=max(1, steps // 20), save_strategy="no", report_to=[], seed=profile.seed,
-        dataloader_num_workers=0, remove_unused_columns=False, **trainer_precision(profile))
+        dataloader_num_workers=0, remove_unused_columns=False,
+        dataloader_pin_memory=torch.cuda.is_available(), **trainer_precision(profile))
     callbacks = []
     if probe is not None:
         callbacks.append(ProgressProbe(probe, max(1, steps // max(1, cfg.eval_points - 1))))
