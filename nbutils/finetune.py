@@ -110,6 +110,8 @@ def training_arguments(profile: Profile, output_dir: Path, n_examples: int, **ex
         save_steps=max(steps_per_epoch, int(steps_per_epoch * ft.epochs) // 5), save_total_limit=1,
         **trainer_precision(profile), gradient_checkpointing=ft.gradient_checkpointing and not ft.load_in_4bit,
         report_to=[], seed=profile.seed, dataloader_num_workers=0, remove_unused_columns=False,
+        # pinned memory only speeds up copies to a GPU (on CPU torch warns every epoch)
+        dataloader_pin_memory=torch.cuda.is_available(),
         # batches of similar length: little padding (the Trainer's length-grouped sampler)
         train_sampling_strategy="group_by_length",
     )

@@ -128,6 +128,8 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
         logging_steps=1, save_strategy="steps", save_steps=u.save_steps or steps_per_epoch,
         save_only_model=True, **trainer_precision(profile), report_to=[], seed=profile.seed,
         dataloader_num_workers=0, remove_unused_columns=False,
+        # pinned memory only speeds up copies to a GPU (on CPU torch warns every epoch)
+        dataloader_pin_memory=torch.cuda.is_available(),
     )
     name = out_dir.name
     # processing_class: every checkpoint-<step> carries the tokenizer, so it loads on its own
