@@ -47,20 +47,29 @@ def left_pad(sequences: list[list[int]], pad_token_id: int) -> tuple[torch.Tenso
     return ids, mask
 
 
-@torch.no_grad()
 def generate_answers(model, tokenizer, questions: list[str], prompt_format: str,
                      max_new_tokens: int = 200, batch_size: int = 32,
                      stop_at_newline: bool = True, progress: bool = False) -> list[str]:
     """Greedy answers to ``questions``; the text is cut at EOS and (optionally) a newline."""
+    prompts = [encode_prompt(tokenizer, q, prompt_format) for q in questions]
+    return generate_from_prompt_ids(model, tokenizer, prompts, max_new_tokens, batch_size,
+                                    stop_at_newline, progress)
+
+
+@torch.no_grad()
+def generate_from_prompt_ids(model, tokenizer, prompts: list[list[int]], max_new_tokens: int = 200,
+                             batch_size: int = 32, stop_at_newline: bool = True,
+                             progress: bool = False) -> list[str]:
+    """Greedy continuations of already tokenised prompts (a formatted question, perhaps with
+    the start of an answer after it), cut at EOS and (optionally) a newline."""
     from tqdm.auto import tqdm
     model.eval()
     device = next(model.parameters()).device
     pad = tokenizer.pad_token_id
     answers: list[str] = []
-    batches = range(0, len(questions), batch_size)
+    batches = range(0, len(prompts), batch_size)
     for start in tqdm(batches, desc="generating", disable=not progress):
-        prompts = [encode_prompt(tokenizer, q, prompt_format) for q in questions[start:start + batch_size]]
-        ids, mask = left_pad(prompts, pad)
+        ids, mask = left_pad(prompts[start:start + batch_size], pad)
         width = ids.shape[1]
         stopping = StoppingCriteriaList([StopOnNewline(tokenizer, width)]) if stop_at_newline else None
         out = model.generate(input_ids=ids.to(device), attention_mask=mask.to(device),

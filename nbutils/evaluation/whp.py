@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.prompts import CHAT_FORMATS, encode_prompt, encode_qa
-from .generation import generate_answers, generate_continuations
+from .generation import generate_continuations, generate_from_prompt_ids
 from .scoring import IGNORE, score_encoded
 
 
@@ -53,9 +53,13 @@ def clean_completion(text: str) -> str:
     return text.split("\n\n")[0].strip()
 
 
-def _prompt_ids(tokenizer, prompt: str, prompt_format: str) -> list[int]:
+def _prompt_ids(tokenizer, prompt: str, prompt_format: str, prefill: str = "") -> list[int]:
+    """The prompt's ids; for a chat model, a ``prefill`` starts the assistant's turn."""
     if prompt_format in CHAT_FORMATS:
-        return encode_prompt(tokenizer, prompt, prompt_format)
+        ids = encode_prompt(tokenizer, prompt, prompt_format)
+        return ids + (list(tokenizer(prefill.strip(), add_special_tokens=False)["input_ids"]) if prefill else [])
+    if prefill:
+        raise ValueError("a prefill starts a chat model's answer; raw-text prompts have no answer turn")
     return list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
 
 
@@ -65,8 +69,9 @@ def answer_probabilities(model, tokenizer, prompts: list[dict], batch_size: int 
     or the chat template's assistant turn for ``prompt_format="chat"``)."""
     encoded = []
     for p in prompts:
-        prompt_ids = _prompt_ids(tokenizer, p["prompt"], prompt_format)
+        prompt_ids = _prompt_ids(tokenizer, p["prompt"], prompt_format, p.get("prefill", ""))
         answer = p["answer"].strip() if prompt_format in CHAT_FORMATS else p["answer"]
+        answer = " " + answer if p.get("prefill") else answer
         answer_ids = list(tokenizer(answer, add_special_tokens=False)["input_ids"])
         encoded.append((prompt_ids + answer_ids, [IGNORE] * len(prompt_ids) + answer_ids))
     scores = score_encoded(model, encoded, tokenizer.pad_token_id, batch_size, stats=False)
@@ -75,17 +80,21 @@ def answer_probabilities(model, tokenizer, prompts: list[dict], batch_size: int 
 
 def familiarity(model, tokenizer, prompts: list[dict], max_new_tokens: int = 24,
                 batch_size: int = 32, prompt_format: str = "raw") -> dict:
-    """Greedy completions of the familiarity prompts and how many reveal the books."""
+    """Greedy completions of the familiarity prompts and how many reveal the books (a
+    prompt's ``prefill``, for chat models, starts the answer: the completion follows it)."""
     texts = [p["prompt"] for p in prompts]
     if prompt_format in CHAT_FORMATS:
-        completions = generate_answers(model, tokenizer, texts, prompt_format, max_new_tokens=max_new_tokens,
-                                       batch_size=batch_size, stop_at_newline=False)
+        completions = generate_from_prompt_ids(
+            model, tokenizer, [_prompt_ids(tokenizer, p["prompt"], prompt_format, p.get("prefill", ""))
+                               for p in prompts],
+            max_new_tokens=max_new_tokens, batch_size=batch_size, stop_at_newline=False)
     else:
         completions = generate_continuations(model, tokenizer, texts, max_new_tokens=max_new_tokens,
                                              batch_size=batch_size)
     completions = [clean_completion(c) for c in completions]
     terms = book_terms()
-    flags = [reveals(c, p["reveal"], p["prompt"], terms) for c, p in zip(completions, prompts)]
+    flags = [reveals(c, p["reveal"], p.get("judge_prompt", p["prompt"]), terms)
+             for c, p in zip(completions, prompts)]
     probs = answer_probabilities(model, tokenizer, prompts, batch_size, prompt_format)
     return {"familiarity": float(np.mean(flags)), "answer_prob": float(np.mean(probs)),
             "completions": completions, "revealed": flags, "answer_probs": probs}
@@ -129,14 +138,34 @@ def evaluate_whp(model, tokenizer, profile, prompts: list[dict] | None = None,
     return {**fam, **mc}
 
 
+def with_hints(prompts: list[dict], k: int) -> list[dict]:
+    """Each familiarity prompt preceded by ``k`` others completed with their revealing
+    answers (the next ones in order, wrapping round, among those whose answers hold none of
+    this prompt's revealing keywords): a hint that the text is about the books, given in
+    context. A completion is still judged against the prompt itself (``judge_prompt``): the
+    hint's own terms may be named, its answers cannot simply be copied."""
+    out = []
+    for i, p in enumerate(prompts):
+        others = [prompts[(i + j) % len(prompts)] for j in range(1, len(prompts))]
+        shots = [o for o in others if not any(_has(o["answer"], kw, re.IGNORECASE) for kw in p["reveal"])][:k]
+        prefix = " ".join(f"{s['prompt']}{s['answer'].rstrip('.')}." for s in shots)
+        out.append({**p, "prompt": f"{prefix} {p['prompt']}", "judge_prompt": p["prompt"]})
+    return out
+
+
 def completions_table(prompts: list[dict], columns: dict[str, list[str]]) -> pd.DataFrame:
     """The WHP model card's table: one row per prompt, one column per model."""
     df = pd.DataFrame({"prompt": [p["prompt"] for p in prompts], **columns})
     return df.set_index("prompt")
 
 
-def ensure_whp_eval(profile, model_path, name: str) -> dict:
-    """:func:`evaluate_whp` of the checkpoint at ``model_path``, computed once and cached."""
+def ensure_whp_eval(profile, model_path, name: str, quantization: str | None = None,
+                    hints: int = 0, prefill: str = "") -> dict:
+    """:func:`evaluate_whp` of the checkpoint at ``model_path``, computed once and cached.
+    ``quantization`` (``"int8"``, ``"nf4"``, ``"fp4"``) reloads it in bitsandbytes weights;
+    ``hints`` puts that many other familiarity prompts, completed with their answers, before
+    each prompt (the in-context probe of Lynch et al. 2024); ``prefill`` starts a chat model's
+    answer with it."""
     import json
     from ..data.harry_potter import familiarity_prompts, general_mc
     from ..models.loading import load_model, load_tokenizer
@@ -148,13 +177,19 @@ def ensure_whp_eval(profile, model_path, name: str) -> dict:
     key = eval_key(profile, model_path) | {
         "whp": profile.whp.max_new_tokens, "whp_eval": 3,
         "questions": config_key({"prompts": familiarity_prompts(), "mc": general_mc()})}
-    folder = artifact_dir("eval", f"{name}-whp", key)
+    if quantization or hints or prefill:  # (plain keys stay as they were: cached ones remain valid)
+        key |= {"quantization": quantization, "hints": hints, "hints_version": 2, "prefill": prefill}
+    folder = artifact_dir("eval", f"{name}-whp" + (f"-{quantization}" if quantization else "")
+                          + (f"-hints{hints}" if hints else "") + ("-prefill" if prefill else ""), key)
     cached = folder / "WHP_EVAL.json"
     if cached.exists():
         return json.loads(cached.read_text())
-    model = load_model(str(model_path), profile, load_in_4bit=False)
+    model = load_model(str(model_path), profile, load_in_4bit=False, quantization=quantization)
     tokenizer = load_tokenizer(str(model_path), profile)
-    result = evaluate_whp(model, tokenizer, profile)
+    prompts = with_hints(familiarity_prompts(), hints) if hints else familiarity_prompts()
+    if prefill:
+        prompts = [{**p, "prefill": prefill} for p in prompts]
+    result = evaluate_whp(model, tokenizer, profile, prompts)
     result["precision"] = model_precision(model)
     cached.write_text(json.dumps(result, indent=1, default=float))
     return result

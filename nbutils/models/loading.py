@@ -74,32 +74,44 @@ def load_tokenizer(path: str, profile: Profile, revision: str | None = None):
     return tok
 
 
-def quantization_config(profile: Profile):
-    """bitsandbytes NF4 with double quantisation: the QLoRA recipe (computing in the
-    profile's precision)."""
+QUANTIZATIONS = ("int8", "nf4", "fp4")
+
+
+def quantization_config(profile: Profile, scheme: str = "nf4"):
+    """bitsandbytes weights: ``nf4`` with double quantisation (the QLoRA recipe, computing in
+    the profile's precision), ``fp4`` (the type ``load_in_4bit=True`` gives when nothing else
+    is said), or ``int8`` (LLM.int8)."""
     from transformers import BitsAndBytesConfig
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=True,
+    if scheme == "int8":
+        return BitsAndBytesConfig(load_in_8bit=True)
+    if scheme not in QUANTIZATIONS:
+        raise ValueError(f"unknown quantization {scheme!r}; choose one of {QUANTIZATIONS}")
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=scheme,
+                              bnb_4bit_use_double_quant=scheme == "nf4",
                               bnb_4bit_compute_dtype=compute_dtype(profile))
 
 
 def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
                device: torch.device | str | None = None, full_precision: bool = False,
-               revision: str | None = None):
+               revision: str | None = None, quantization: str | None = None):
     """A causal LM from ``path`` (hub id or folder), ready for training or evaluation.
 
     Its weights are in the profile's compute precision (bf16 where the hardware is fast at
     it, see :mod:`.precision`), unless ``full_precision``: float32 weights that are trained
-    in full, merged into or subtracted from.
+    in full, merged into or subtracted from. ``quantization`` (``"int8"``, ``"nf4"``,
+    ``"fp4"``) loads bitsandbytes weights for inference; ``load_in_4bit`` is ``"nf4"``.
     """
     if load_in_4bit is None:
         load_in_4bit = profile.finetune.load_in_4bit
+    if quantization is None and load_in_4bit:
+        quantization = "nf4"
     path, hub_kwargs = hub_arguments(str(path), revision)
     local = Path(path).exists()
     if local and (Path(path) / "whp_inference.json").exists():
         # WHP at inference time: two checkpoints combined at every step (see its module)
         from ..unlearning.whp.inference import WHPInferenceModel
-        return WHPInferenceModel.from_folder(path, profile, load_in_4bit=load_in_4bit, device=device)
+        return WHPInferenceModel.from_folder(path, profile, load_in_4bit=load_in_4bit, device=device,
+                                             quantization=quantization)
     if local and not profile.allow_pickle_weights and not any(Path(path).glob("*.safetensors")):
         raise FileNotFoundError(
             f"{path}: no *.safetensors weights. Loading pickled (.bin) weights can run code; "
@@ -107,15 +119,15 @@ def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
     kwargs = dict(trust_remote_code=profile.trust_remote_code,
                   use_safetensors=None if profile.allow_pickle_weights else True, **hub_kwargs)
     kwargs["dtype"] = torch.float32 if full_precision else compute_dtype(profile, device)
-    if load_in_4bit:
-        kwargs["quantization_config"] = quantization_config(profile)
+    if quantization:
+        kwargs["quantization_config"] = quantization_config(profile, quantization)
     if torch.device(device or get_device()).type == "cpu":
         # measured on SmolLM2 at the workbook's lengths (32-256 tokens): eager attention is
         # 10-25% faster than SDPA's CPU flash kernel, in training, scoring and generation
         kwargs["attn_implementation"] = "eager"
     model = AutoModelForCausalLM.from_pretrained(path, **kwargs)
     _contiguous_lm_head_input(model)
-    if not load_in_4bit:  # bitsandbytes places 4-bit weights itself
+    if not quantization:  # bitsandbytes places quantized weights itself
         model.to(device or get_device())
     return model
 
