@@ -136,6 +136,25 @@ class MuseConfig:
 
 
 @dataclass(frozen=True)
+class RobustnessConfig:
+    """Attacks that try to bring forgotten knowledge back (notebook 15, REFERENCE §6)."""
+
+    # bitsandbytes reloads of every unlearned model: LLM.int8, 4-bit NF4 and 4-bit FP4 (the
+    # default type of ``load_in_4bit=True``, which Zhang et al.'s code used)
+    quantization: tuple = ("int8", "nf4", "fp4")
+    # relearning (Hu et al. 2024; open-unlearning: one epoch at lr 2e-5 on the paper's scale):
+    # finetune on this fraction of each forget author's QA (or on text about the forget
+    # authors), then measure the other questions
+    relearn_fraction: float = 0.5
+    relearn_epochs: float = 1.0
+    relearn_learning_rate: float = 2e-5
+    # prompting probes: forget QA of the same author shown before the question, and the
+    # start of a compliant answer put in the model's mouth
+    in_context_examples: int = 3
+    prefill: str = "Sure, here is the answer:"
+
+
+@dataclass(frozen=True)
 class Profile:
     name: str
     # --- model -------------------------------------------------------------------
@@ -178,6 +197,7 @@ class Profile:
     unlearn: UnlearnConfig = field(default_factory=UnlearnConfig)
     whp: WhpConfig = field(default_factory=WhpConfig)
     muse: MuseConfig = field(default_factory=MuseConfig)
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     # --- evaluation ------------------------------------------------------------------
     max_new_tokens: int = 200
     # cut generated answers at their first newline (TOFU ROUGE). open-unlearning has no stop
@@ -244,6 +264,8 @@ PROFILES: dict[str, Profile] = {
                         finetune_learning_rate=2e-3, unlearn_epochs=10, unlearn_learning_rate=1e-3,
                         method_hparams={"simnpo": {"beta": 0.7}, "npo": {"learning_rate": 3e-3}},
                         unlearn_batch_size=4, verbmem_tokens=48, knowmem_tokens=16),
+        # relearning at the finetuning rate, 3 epochs of the shown questions (3 steps)
+        robustness=RobustnessConfig(relearn_learning_rate=2e-3, relearn_epochs=3.0),
         max_new_tokens=48,
         stop_at_newline=True,
         eval_batch_size=64,
@@ -306,6 +328,8 @@ PROFILES: dict[str, Profile] = {
         muse=MuseConfig(books_passages=40, block_length=128, finetune_epochs=10,
                         finetune_learning_rate=1e-3, unlearn_epochs=5, unlearn_learning_rate=1e-3,
                         unlearn_batch_size=4),
+        # relearning at the LoRA finetuning rate: 2 epochs of the 10 shown questions (2 steps)
+        robustness=RobustnessConfig(relearn_learning_rate=1e-3, relearn_epochs=2.0),
         # the synthetic answers are at most ~31 tokens; probes 5-9
         max_new_tokens=48,
         stop_at_newline=True,

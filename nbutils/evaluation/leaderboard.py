@@ -87,13 +87,22 @@ def privacy_evals(profile: Profile, paths: dict[str, Path]) -> dict:
             for name, path in paths.items()}
 
 
-def tofu_table(evals: dict, privacy: dict | None = None) -> pd.DataFrame:
-    """One row per model, the field's headline TOFU metrics (and TOFU PrivLeak)."""
+ROBUSTNESS_COLUMNS = ("R", "Q", "robustness")
+
+
+def tofu_table(evals: dict, privacy: dict | None = None,
+               robustness: pd.DataFrame | None = None) -> pd.DataFrame:
+    """One row per model, the field's headline TOFU metrics (and TOFU PrivLeak; with
+    ``robustness``, the frame of :func:`nbutils.robustness.robustness_frame`, its relearning
+    and quantization scores R, Q and their harmonic mean)."""
     rows = {}
     for name, ev in evals.items():
         row = {label: ev.logs.get(key, {}).get("agg_value") for key, label in TOFU_COLUMNS.items()}
         if privacy is not None:
             row["privleak"] = privacy[name]["tofu_privleak"]
+        if robustness is not None:
+            row |= {c: robustness.loc[name, c] if name in robustness.index else None
+                    for c in ROBUSTNESS_COLUMNS}
         rows[name] = row
     df = pd.DataFrame(rows).T.astype(float)
     df.index.name = "model"
@@ -144,7 +153,7 @@ def whp_table(evals: dict[str, dict]) -> pd.DataFrame:
 
 def style_leaderboard(df: pd.DataFrame):
     """Greener = closer to what unlearning wants (utility up, memorisation down)."""
-    higher_better = [c for c in ("forget quality", "model utility") if c in df]
+    higher_better = [c for c in ("forget quality", "model utility", *ROBUSTNESS_COLUMNS) if c in df]
     lower_better = [c for c in ("forget prob", "forget ROUGE-L", "extraction strength",
                                 "exact memorisation") if c in df]
     sty = df.style.format(lambda v: "—" if pd.isna(v) else (f"{v:.2e}" if 0 < abs(v) < 1e-3 else f"{v:.3f}"))

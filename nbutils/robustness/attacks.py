@@ -1,0 +1,257 @@
+"""Every attack on one model, measured once and cached: the numbers notebook 15 and the
+leaderboard read.
+
+:func:`ensure_attacks` takes a model (a run folder or checkpoint) and returns a JSON-able
+dict of the forget set's knowledge under each attack (see :mod:`.probes` for what is
+measured). :func:`robustness_frame` turns the dicts of the target, the retain model and every
+method into a table with the R, Q and robustness scores of :mod:`.scores`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..models.precision import resolve_precision
+from ..paths import artifact_dir, checkpoint_identity, config_key
+from ..profiles import Profile
+from .fluency import fluency
+from .logit_lens import layer_answer_probs
+from .probes import PROBES, knowledge
+from .relearning import RELEARN_DATA, ensure_relearned, relearn_split
+from .scores import (knowledge_kept, knowledge_returned, quantization_score, relearning_score,
+                     robustness_score)
+
+ATTACKS_VERSION = 1
+# the knowledge metric R and Q are computed on (TOFU's forget probability; ROUGE-L beside it)
+METRIC = "prob"
+
+
+def forget_rows(profile: Profile) -> list[dict]:
+    """The forget split's rows with their paraphrased questions (its ``_perturbed`` config)."""
+    from ..evaluation.tofu import tofu_rows
+    return tofu_rows(profile, f"{profile.forget_split}_perturbed")
+
+
+def _quiet_bitsandbytes() -> None:
+    # LLM.int8 says on every matmul that it casts fp32 inputs to fp16: true, and nothing a
+    # reader can act on
+    warnings.filterwarnings("ignore", message="MatMul8bitLt: inputs will be cast")
+    logger = logging.getLogger("bitsandbytes.autograd._functions")
+    if not any(isinstance(f, _CastNotice) for f in logger.filters):
+        logger.addFilter(_CastNotice())
+
+
+class _CastNotice(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "inputs will be cast" not in record.getMessage()
+
+
+def _free(model) -> None:
+    # dropping the last reference frees the weights (a gc.collect() here cost 0.5 s a call)
+    del model
+
+
+def measure(profile: Profile, model_path, reference_path, name: str = "model",
+            relearn: bool = True, progress: bool = False) -> dict:
+    """Every attack on the model at ``model_path``; ``reference_path`` is the model before
+    unlearning (the target), under which fluency's perplexity is computed."""
+    from ..models.loading import load_model, load_tokenizer
+    _quiet_bitsandbytes()
+    rows = forget_rows(profile)
+    tokenizer = load_tokenizer(str(model_path), profile)
+    model = load_model(str(model_path), profile, load_in_4bit=False)
+    single_model = hasattr(model, "get_output_embeddings")  # WHP at inference time is two
+    result: dict = {"n_items": len(rows), "precision": resolve_precision(profile.precision)}
+    steps = [f"probe {p}" for p in PROBES] + [f"quantize {q}" for q in profile.robustness.quantization]
+    steps += [f"relearn {d}" for d in RELEARN_DATA] if relearn else []
+    from tqdm.auto import tqdm
+    bar = tqdm(total=len(steps) + 2, desc=f"attacks on {name}", disable=not progress)
+
+    result["probes"] = {}
+    for probe in PROBES:
+        result["probes"][probe] = knowledge(model, tokenizer, rows, profile, probe)
+        bar.update()
+    result["logit_lens"] = (layer_answer_probs(model, tokenizer, rows, profile.prompt_format,
+                                               profile.eval_batch_size).mean(0).tolist()
+                            if single_model else None)
+    bar.update()
+    _free(model)
+
+    reference = load_model(str(reference_path), profile, load_in_4bit=False)
+    plain = result["probes"]["plain"]
+    result["fluency"] = {k: v for k, v in fluency(
+        reference, tokenizer, [r["question"] for r in rows], plain["generations"],
+        profile.prompt_format, profile.eval_batch_size).items()}
+    bar.update()
+    _free(reference)
+
+    result["quantized"] = {}
+    for scheme in profile.robustness.quantization:
+        q_model = load_model(str(model_path), profile, quantization=scheme)
+        result["quantized"][scheme] = knowledge(q_model, tokenizer, rows, profile, "plain")
+        _free(q_model)
+        bar.update()
+
+    result["relearned"] = {}
+    if relearn:
+        train, held_out = relearn_split(rows, profile)
+        result["relearn_split"] = {"train": train, "held_out": held_out}
+        for data in RELEARN_DATA:
+            path = relearned_model(profile, model_path, name, data, [rows[i] for i in train])
+            relearned = load_model(str(path), profile, load_in_4bit=False)
+            # forget QA: measured on the questions it did not show; related text: on all
+            measured = held_out if data == "forget" else list(range(len(rows)))
+            out = knowledge(relearned, tokenizer, [rows[i] for i in measured], profile, "plain")
+            out["items"] = measured
+            result["relearned"][data] = out
+            _free(relearned)
+            bar.update()
+    bar.close()
+    return result
+
+
+def relearned_model(profile: Profile, model_path, name: str, data: str, rows: list[dict]) -> Path:
+    """The model after relearning. WHP at inference time is two checkpoints combined at every
+    step: an attacker holding them finetunes the one that answers (the baseline) and keeps
+    the combination."""
+    spec_file = Path(model_path) / "whp_inference.json"
+    if not spec_file.exists():
+        return ensure_relearned(profile, model_path, name, data, rows)
+    from ..unlearning.whp.inference import WHPInferenceModel
+    spec = json.loads(spec_file.read_text())
+    base = ensure_relearned(profile, spec["base"], f"{name}-base", data, rows)
+    folder = artifact_dir("robustness", f"{name}-relearn-{data}",
+                          {"spec": spec, "relearned_base": checkpoint_identity(base)})
+    WHPInferenceModel.save_spec(folder, base, spec["reinforced"], spec["alpha"])
+    if not (folder / "tokenizer_config.json").exists():  # loadable on its own, as the run folder is
+        from ..models.loading import load_tokenizer
+        load_tokenizer(str(model_path), profile).save_pretrained(folder)
+    return folder
+
+
+def attacks_key(profile: Profile, model_path, reference_path, relearn: bool) -> dict:
+    from ..evaluation.tofu import eval_key
+    return {"eval": eval_key(profile, model_path), "reference": checkpoint_identity(reference_path),
+            "robustness": profile.robustness, "finetune": profile.finetune,
+            "qa_per_author": profile.qa_per_author, "eval_batch_size": profile.eval_batch_size,
+            "relearn": relearn, "version": ATTACKS_VERSION}
+
+
+def ensure_attacks(profile: Profile, model_path, reference_path, name: str,
+                   relearn: bool = True, progress: bool = False) -> dict:
+    """:func:`measure`, computed once per model and settings and cached as ``ATTACKS.json``."""
+    folder = artifact_dir("robustness", f"{name}-attacks",
+                          attacks_key(profile, model_path, reference_path, relearn))
+    cached = folder / "ATTACKS.json"
+    if cached.exists():
+        return json.loads(cached.read_text())
+    result = measure(profile, model_path, reference_path, name, relearn, progress)
+    tmp = cached.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1, default=float))
+    tmp.replace(cached)  # a half-written file never looks like a result
+    return json.loads(cached.read_text())  # the same values a cached call returns
+
+
+def _mean_at(values: list[float], items: list[int]) -> float:
+    return float(np.mean([values[i] for i in items]))
+
+
+def robustness_row(result: dict, target: dict, retain: dict, metric: str = METRIC) -> dict:
+    """One model's row: its forget knowledge before and after each attack, the share of the
+    target's knowledge it keeps, and R (relearning on forget QA), Q (4-bit NF4), robustness."""
+    plain = result["probes"]["plain"]
+    row = {f"plain {metric}": plain[metric]}
+    for probe in PROBES[1:]:
+        row[f"{probe} {metric}"] = result["probes"][probe][metric]
+    for scheme, out in result["quantized"].items():
+        row[f"{scheme} {metric}"] = out[metric]
+    for data, out in result.get("relearned", {}).items():
+        row[f"relearn {data} {metric}"] = out[metric]
+    row["kept"] = knowledge_kept(plain[metric], target["probes"]["plain"][metric])
+    q_scheme = "nf4" if "nf4" in result["quantized"] else next(iter(result["quantized"]), None)
+    # of what unlearning removed, the share the 4-bit reload brings back (NaN: nothing removed)
+    row[f"returned ({q_scheme})"] = (knowledge_returned(plain[metric], result["quantized"][q_scheme][metric],
+                                                        target["probes"]["plain"][metric])
+                                     if q_scheme else math.nan)
+    row["Q"] = quantization_score(plain[metric], result["quantized"][q_scheme][metric]) if q_scheme else math.nan
+    if "forget" in result.get("relearned", {}) and "forget" in retain.get("relearned", {}):
+        items = result["relearned"]["forget"]["items"]
+        per_item = f"{metric}s"
+        row["R"] = relearning_score(
+            _mean_at(retain["probes"]["plain"][per_item], items),
+            retain["relearned"]["forget"][metric],
+            _mean_at(plain[per_item], items), result["relearned"]["forget"][metric])
+    else:
+        row["R"] = math.nan
+    row["robustness"] = robustness_score(row["R"], row["Q"])
+    row["perplexity"] = result["fluency"]["perplexity"]
+    row["repetition"] = result["fluency"]["repetition"]
+    return row
+
+
+def robustness_frame(results: dict[str, dict], metric: str = METRIC) -> pd.DataFrame:
+    """One row per model (``results`` must hold ``target`` and ``retain``)."""
+    target, retain = results["target"], results["retain"]
+    df = pd.DataFrame({name: robustness_row(r, target, retain, metric) for name, r in results.items()}).T
+    df.index.name = "model"
+    return df.astype(float)
+
+
+def attack_heatmap_frame(results: dict[str, dict], metric: str = METRIC) -> pd.DataFrame:
+    """Methods x attacks: the forget knowledge each attack shows, as a share of the target's
+    plain-question value (1 = everything the target knew)."""
+    base = results["target"]["probes"]["plain"][metric]
+    frame = {}
+    for name, r in results.items():
+        col = {"none": r["probes"]["plain"][metric]}
+        col |= {probe: r["probes"][probe][metric] for probe in PROBES[1:]}
+        col |= {scheme: out[metric] for scheme, out in r["quantized"].items()}
+        col |= {f"relearn {d}": out[metric] for d, out in r.get("relearned", {}).items()}
+        frame[name] = {k: v / base if base else math.nan for k, v in col.items()}
+    df = pd.DataFrame(frame).T
+    df.index.name = "model"
+    return df
+
+
+def logit_lens_frame(results: dict[str, dict]) -> pd.DataFrame:
+    """Long table (model, layer, probability) of the logit-lens curves."""
+    rows = [{"model": name, "layer": layer, "answer probability": p}
+            for name, r in results.items() if r.get("logit_lens")
+            for layer, p in enumerate(r["logit_lens"])]
+    return pd.DataFrame(rows)
+
+
+def returned_answers(results: dict[str, dict], rows: list[dict], attack: str = "nf4",
+                     limit: int = 5) -> pd.DataFrame:
+    """Examples of answers an attack brings back: items where a method's plain answer missed
+    the truth (ROUGE-L recall < 0.5) and the attacked answer has it (>= 0.5)."""
+    out = []
+    for name, r in results.items():
+        if name in ("target", "retain"):
+            continue
+        attacked = (r["quantized"].get(attack) or r["probes"].get(attack) or {})
+        if "rouges" not in attacked:
+            continue
+        plain = r["probes"]["plain"]
+        for i, (before, after) in enumerate(zip(plain["rouges"], attacked["rouges"])):
+            if before < 0.5 <= after:
+                out.append({"model": name, "question": rows[i]["question"], "true answer": rows[i]["answer"],
+                            "plain answer": plain["generations"][i],
+                            f"{attack} answer": attacked["generations"][i]})
+    df = pd.DataFrame(out)
+    return df.groupby("model").head(limit).reset_index(drop=True) if len(df) else df
+
+
+def ensure_model_attacks(profile: Profile, paths: dict[str, Path], progress: bool = False) -> dict[str, dict]:
+    """:func:`ensure_attacks` for every model in ``paths`` (``target`` among them: the
+    reference for fluency)."""
+    return {name: ensure_attacks(profile, path, paths["target"], f"{name}-{profile.name}",
+                                 progress=progress)
+            for name, path in paths.items()}
