@@ -47,7 +47,8 @@ def answer_perplexities(reference_model, tokenizer, questions: list[str], answer
             continue
         if prompt_format == "raw":  # WHP's familiarity prompts on a base model: text continued as is
             prompt = list(tokenizer(q, add_special_tokens=True)["input_ids"])
-            answer_ids = tokenizer(a, add_special_tokens=False)["input_ids"]
+            # a stripped completion continues the prompt after a space, as it was generated
+            answer_ids = tokenizer(a if a[:1].isspace() else " " + a, add_special_tokens=False)["input_ids"]
         else:
             prompt = encode_prompt(tokenizer, q, prompt_format)
             answer_ids = tokenizer(answer_text(a, prompt_format), add_special_tokens=False)["input_ids"]
