@@ -23,7 +23,7 @@ from ..paths import artifact_dir, checkpoint_identity, config_key
 from ..profiles import Profile
 from .fluency import fluency
 from .logit_lens import layer_answer_probs
-from .probes import PROBES, knowledge
+from .probes import PROBES, knowledge, knowledge_under_probes
 from .relearning import RELEARN_DATA, ensure_relearned, relearn_split
 from .scores import (knowledge_kept, knowledge_returned, quantization_score, relearning_score,
                      robustness_score)
@@ -74,10 +74,8 @@ def measure(profile: Profile, model_path, reference_path, name: str = "model",
     from tqdm.auto import tqdm
     bar = tqdm(total=len(steps) + 2, desc=f"attacks on {name}", disable=not progress)
 
-    result["probes"] = {}
-    for probe in PROBES:
-        result["probes"][probe] = knowledge(model, tokenizer, rows, profile, probe)
-        bar.update()
+    result["probes"] = knowledge_under_probes(model, tokenizer, rows, profile, PROBES)
+    bar.update(len(PROBES))
     result["logit_lens"] = (layer_answer_probs(model, tokenizer, rows, profile.prompt_format,
                                                profile.eval_batch_size).mean(0).tolist()
                             if single_model else None)

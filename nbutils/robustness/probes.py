@@ -68,23 +68,56 @@ def knowledge(model, tokenizer, rows: list[dict], profile: Profile, probe: str =
               generate: bool = True) -> dict:
     """``{"prob", "rouge", "probs", "rouges", "generations"}`` of the rows' answers under
     ``probe`` (means and per-item values; ROUGE only when ``generate``)."""
+    return knowledge_under_probes(model, tokenizer, rows, profile, (probe,), generate)[probe]
+
+
+def knowledge_under_probes(model, tokenizer, rows: list[dict], profile: Profile,
+                           probes=PROBES, generate: bool = True) -> dict[str, dict]:
+    """:func:`knowledge` under each of ``probes``, all prompts scored in one pass and
+    answered in one batched generation (a small model's time goes into per-step overhead)."""
     fmt = profile.prompt_format
-    prompts = probe_prompts(tokenizer, rows, probe, profile)
-    # after a prefill the answer continues the model's own sentence: a space before it
-    answers = [(" " + r["answer"].strip()) if probe == "prefill" else answer_text(r["answer"], fmt)
-               for r in rows]
+    prompts, answers, owner = [], [], []
+    for probe in probes:
+        prompts += probe_prompts(tokenizer, rows, probe, profile)
+        # after a prefill the answer continues the model's own sentence: a space before it
+        answers += [(" " + r["answer"].strip()) if probe == "prefill" else answer_text(r["answer"], fmt)
+                    for r in rows]
+        owner += [probe] * len(rows)
     answer_ids = tokenizer(answers, add_special_tokens=False)["input_ids"]
     encoded = [encode_pair(tokenizer, p, "", fmt, answer_ids=a) for p, a in zip(prompts, answer_ids)]
     was_training = model.training
     model.eval()
     scores = score_encoded(model, encoded, tokenizer.pad_token_id, profile.eval_batch_size, stats=False)
-    probs = [s.normalised_prob for s in scores]
-    out = {"prob": float(np.mean(probs)), "probs": probs}
-    if generate:
-        gens = generate_from_prompt_ids(model, tokenizer, prompts, profile.max_new_tokens,
-                                        profile.eval_batch_size, profile.stop_at_newline)
-        scorer = _scorer(True)
-        rouges = [scorer.score(r["answer"], g)["rougeL"].recall for r, g in zip(rows, gens)]
-        out.update(rouge=float(np.mean(rouges)), rouges=rouges, generations=gens)
+    gens = (generate_from_prompt_ids(model, tokenizer, _by_length(prompts), profile.max_new_tokens,
+                                     profile.eval_batch_size, profile.stop_at_newline)
+            if generate else None)
+    if gens is not None:
+        gens = _restore(gens, prompts)
     model.train(was_training)
+    out = {}
+    scorer = _scorer(True)
+    for k, probe in enumerate(probes):
+        part = slice(k * len(rows), (k + 1) * len(rows))
+        probs = [s.normalised_prob for s in scores[part]]
+        out[probe] = {"prob": float(np.mean(probs)), "probs": probs}
+        if gens is not None:
+            g = gens[part]
+            rouges = [scorer.score(r["answer"], x)["rougeL"].recall for r, x in zip(rows, g)]
+            out[probe].update(rouge=float(np.mean(rouges)), rouges=rouges, generations=g)
+    return out
+
+
+def _length_order(prompts: list[list[int]]) -> list[int]:
+    return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+
+
+def _by_length(prompts: list[list[int]]) -> list[list[int]]:
+    """Prompts of similar length batched together: little left padding."""
+    return [prompts[i] for i in _length_order(prompts)]
+
+
+def _restore(generations: list[str], prompts: list[list[int]]) -> list[str]:
+    out = [""] * len(prompts)
+    for i, g in zip(_length_order(prompts), generations):
+        out[i] = g
     return out
