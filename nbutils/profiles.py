@@ -314,12 +314,14 @@ PROFILES: dict[str, Profile] = {
         # The other methods use the base rate, the one the GradAscent and NPO grids chose.
         # Re-measured on the replay target (FQ / utility vs target / forget ROUGE-L vs target):
         #   npo 7e-4: 0.83 / 0.98x / 0.45x (holds); gradascent 1e-3: 0.34 / 0.63x / 0.13x (no
-        #   longer collapses below 0.5x: needs a higher rate); simnpo 3e-3, beta 1: 0.17 /
+        #   longer collapses below 0.5x), {2e-3, 3e-3}: 1.5e-11 / 0 / 0 both (collapses, as
+        #   TOFU's GradAscent does at its default settings) -> 2e-3; simnpo 3e-3, beta 1: 0.17 /
         #   0.77x / 0.52x (just short of halving). The rest is unmeasured on this target.
         unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
                               method_schedule=False, probe_examples=8,
                               method_hparams={"npo": {"learning_rate": 7e-4},
+                                              "gradascent": {"learning_rate": 2e-3},
                                               "simnpo": {"learning_rate": 3e-3, "beta": 1.0}}),
         # WHP on a CPU-sized slice of the corpus: the passages behind every familiarity prompt
         whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,

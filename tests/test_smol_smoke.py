@@ -31,8 +31,10 @@ SMOKE_OVERRIDES = {
     # with 3 of 100 real authors evaluated, replay would add 211 general-knowledge QA to a
     # 12-QA smoke finetune
     "replay_general_knowledge": False,
-    # the profile's own NPO rate (7e-4) is tuned for 5 epochs; two steps need the smoke's rate
+    # the profile's own NPO and GradAscent rates (7e-4, 2e-3) are tuned for 5 epochs; two steps
+    # need the smoke's rate
     "unlearn.method_hparams.npo.learning_rate": 1e-3,
+    "unlearn.method_hparams.gradascent.learning_rate": 1e-3,
 }
 
 
