@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.precision import resolve_precision
-from ..paths import artifact_dir, checkpoint_identity, config_key
+from ..paths import artifact_dir, checkpoint_identity
 from ..profiles import Profile
 from .fluency import fluency
 from .logit_lens import layer_answer_probs
@@ -53,11 +53,6 @@ class _CastNotice(logging.Filter):
         return "inputs will be cast" not in record.getMessage()
 
 
-def _free(model) -> None:
-    # dropping the last reference frees the weights (a gc.collect() here cost 0.5 s a call)
-    del model
-
-
 def measure(profile: Profile, model_path, reference_path, name: str = "model",
             relearn: bool = True, progress: bool = False) -> dict:
     """Every attack on the model at ``model_path``; ``reference_path`` is the model before
@@ -69,10 +64,10 @@ def measure(profile: Profile, model_path, reference_path, name: str = "model",
     model = load_model(str(model_path), profile, load_in_4bit=False)
     single_model = hasattr(model, "get_output_embeddings")  # WHP at inference time is two
     result: dict = {"n_items": len(rows), "precision": resolve_precision(profile.precision)}
-    steps = [f"probe {p}" for p in PROBES] + [f"quantize {q}" for q in profile.robustness.quantization]
-    steps += [f"relearn {d}" for d in RELEARN_DATA] if relearn else []
+    # probes, logit lens, fluency, each quantization, each relearning run
+    steps = len(PROBES) + 2 + len(profile.robustness.quantization) + (len(RELEARN_DATA) if relearn else 0)
     from tqdm.auto import tqdm
-    bar = tqdm(total=len(steps) + 2, desc=f"attacks on {name}", disable=not progress)
+    bar = tqdm(total=steps, desc=f"attacks on {name}", disable=not progress)
 
     result["probes"] = knowledge_under_probes(model, tokenizer, rows, profile, PROBES)
     bar.update(len(PROBES))
@@ -80,21 +75,20 @@ def measure(profile: Profile, model_path, reference_path, name: str = "model",
                                                profile.eval_batch_size).mean(0).tolist()
                             if single_model else None)
     bar.update()
-    _free(model)
+    del model  # one model in memory at a time (the next ones are loaded below)
 
     reference = load_model(str(reference_path), profile, load_in_4bit=False)
-    plain = result["probes"]["plain"]
-    result["fluency"] = {k: v for k, v in fluency(
-        reference, tokenizer, [r["question"] for r in rows], plain["generations"],
-        profile.prompt_format, profile.eval_batch_size).items()}
+    result["fluency"] = fluency(reference, tokenizer, [r["question"] for r in rows],
+                                result["probes"]["plain"]["generations"], profile.prompt_format,
+                                profile.eval_batch_size)
     bar.update()
-    _free(reference)
+    del reference
 
     result["quantized"] = {}
     for scheme in profile.robustness.quantization:
         q_model = load_model(str(model_path), profile, quantization=scheme)
         result["quantized"][scheme] = knowledge(q_model, tokenizer, rows, profile, "plain")
-        _free(q_model)
+        del q_model
         bar.update()
 
     result["relearned"] = {}
@@ -109,7 +103,7 @@ def measure(profile: Profile, model_path, reference_path, name: str = "model",
             out = knowledge(relearned, tokenizer, [rows[i] for i in measured], profile, "plain")
             out["items"] = measured
             result["relearned"][data] = out
-            _free(relearned)
+            del relearned
             bar.update()
     bar.close()
     return result
@@ -174,11 +168,11 @@ def robustness_row(result: dict, target: dict, retain: dict, metric: str = METRI
         row[f"relearn {data} {metric}"] = out[metric]
     row["kept"] = knowledge_kept(plain[metric], target["probes"]["plain"][metric])
     q_scheme = "nf4" if "nf4" in result["quantized"] else next(iter(result["quantized"]), None)
+    quantized = result["quantized"][q_scheme][metric] if q_scheme else None
     # of what unlearning removed, the share the 4-bit reload brings back (NaN: nothing removed)
-    row[f"returned ({q_scheme})"] = (knowledge_returned(plain[metric], result["quantized"][q_scheme][metric],
-                                                        target["probes"]["plain"][metric])
-                                     if q_scheme else math.nan)
-    row["Q"] = quantization_score(plain[metric], result["quantized"][q_scheme][metric]) if q_scheme else math.nan
+    row[f"returned ({q_scheme})"] = (math.nan if quantized is None else
+                                     knowledge_returned(plain[metric], quantized, target["probes"]["plain"][metric]))
+    row["Q"] = math.nan if quantized is None else quantization_score(plain[metric], quantized)
     if "forget" in result.get("relearned", {}) and "forget" in retain.get("relearned", {}):
         items = result["relearned"]["forget"]["items"]
         per_item = f"{metric}s"

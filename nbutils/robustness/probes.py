@@ -76,23 +76,18 @@ def knowledge_under_probes(model, tokenizer, rows: list[dict], profile: Profile,
     """:func:`knowledge` under each of ``probes``, all prompts scored in one pass and
     answered in one batched generation (a small model's time goes into per-step overhead)."""
     fmt = profile.prompt_format
-    prompts, answers, owner = [], [], []
+    prompts, answers = [], []
     for probe in probes:
         prompts += probe_prompts(tokenizer, rows, probe, profile)
         # after a prefill the answer continues the model's own sentence: a space before it
         answers += [(" " + r["answer"].strip()) if probe == "prefill" else answer_text(r["answer"], fmt)
                     for r in rows]
-        owner += [probe] * len(rows)
     answer_ids = tokenizer(answers, add_special_tokens=False)["input_ids"]
     encoded = [encode_pair(tokenizer, p, "", fmt, answer_ids=a) for p, a in zip(prompts, answer_ids)]
     was_training = model.training
     model.eval()
     scores = score_encoded(model, encoded, tokenizer.pad_token_id, profile.eval_batch_size, stats=False)
-    gens = (generate_from_prompt_ids(model, tokenizer, _by_length(prompts), profile.max_new_tokens,
-                                     profile.eval_batch_size, profile.stop_at_newline)
-            if generate else None)
-    if gens is not None:
-        gens = _restore(gens, prompts)
+    gens = _generate_by_length(model, tokenizer, prompts, profile) if generate else None
     model.train(was_training)
     out = {}
     scorer = _scorer(True)
@@ -107,17 +102,14 @@ def knowledge_under_probes(model, tokenizer, rows: list[dict], profile: Profile,
     return out
 
 
-def _length_order(prompts: list[list[int]]) -> list[int]:
-    return sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
-
-
-def _by_length(prompts: list[list[int]]) -> list[list[int]]:
-    """Prompts of similar length batched together: little left padding."""
-    return [prompts[i] for i in _length_order(prompts)]
-
-
-def _restore(generations: list[str], prompts: list[list[int]]) -> list[str]:
+def _generate_by_length(model, tokenizer, prompts: list[list[int]], profile: Profile) -> list[str]:
+    """Greedy answers in the prompts' order, generated with prompts of similar length batched
+    together (little left padding; as :func:`nbutils.evaluation.tofu.generate_split` does)."""
+    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
+    answers = generate_from_prompt_ids(model, tokenizer, [prompts[i] for i in order],
+                                       profile.max_new_tokens, profile.eval_batch_size,
+                                       profile.stop_at_newline)
     out = [""] * len(prompts)
-    for i, g in zip(_length_order(prompts), generations):
-        out[i] = g
+    for i, a in zip(order, answers):
+        out[i] = a
     return out
