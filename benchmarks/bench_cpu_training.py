@@ -82,7 +82,8 @@ def evaluation_pass(model, tokenizer, profile, rows) -> tuple[float, int]:
     """Seconds and tokens (scored + generated) of the forget split's scoring and generation."""
     from nbutils.evaluation.generation import generate_answers
     from nbutils.evaluation.scoring import score_pairs
-    from nbutils.evaluation.tofu import TofuSplit, split_pairs
+    from nbutils.evaluation.tofu import split_pairs
+    from nbutils.evaluation.tofu_logs import TofuSplit
     pairs, _ = split_pairs(rows, TofuSplit("forget", "").paraphrased)
     t = time.perf_counter()
     scores = score_pairs(model, tokenizer, pairs, profile.prompt_format, profile.eval_batch_size)

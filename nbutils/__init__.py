@@ -10,7 +10,7 @@ Layout (one module per concept):
 - ``run``        headless execution of every notebook with papermill
 """
 
-from .setup import setup_notebook
+from .notebook_setup import setup_notebook
 
 __all__ = ["setup_notebook"]
 __version__ = "0.1.0"

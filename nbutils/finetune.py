@@ -23,8 +23,9 @@ from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
 from .data.tofu import ensure_tofu_source, load_tofu, synthetic_data_key
 from .models.loading import ensure_base_model, load_model, load_tokenizer
-from .models.precision import resolve_precision, trainer_precision
+from .models.precision import resolve_precision
 from .models.prompts import answer_window, encode_qa
+from .models.training import device_arguments, quiet_logging
 from .paths import artifact_dir
 from .profiles import Profile
 
@@ -108,10 +109,8 @@ def training_arguments(profile: Profile, output_dir: Path, n_examples: int, **ex
         # checkpoints to resume from: every epoch, but no more than ~5 per run
         logging_steps=max(1, steps_per_epoch // 2), save_strategy="steps",
         save_steps=max(steps_per_epoch, int(steps_per_epoch * ft.epochs) // 5), save_total_limit=1,
-        **trainer_precision(profile), gradient_checkpointing=ft.gradient_checkpointing and not ft.load_in_4bit,
+        **device_arguments(profile), gradient_checkpointing=ft.gradient_checkpointing and not ft.load_in_4bit,
         report_to=[], seed=profile.seed, dataloader_num_workers=0, remove_unused_columns=False,
-        # pinned memory only speeds up copies to a GPU (on CPU torch warns every epoch)
-        dataloader_pin_memory=torch.cuda.is_available(),
         # batches of similar length: little padding (the Trainer's length-grouped sampler)
         train_sampling_strategy="group_by_length",
     )
@@ -138,7 +137,6 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None,
     args = training_arguments(profile, work, len(dataset))
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=collator(tokenizer), processing_class=tokenizer)
-    from .unlearning.trainer import quiet_logging
     quiet_logging(trainer)
     resume = any(work.glob("checkpoint-*")) if work.exists() else False
     trainer.train(resume_from_checkpoint=resume or None)

@@ -69,7 +69,7 @@ def generate_text(model, tokenizer, prompt: str, sampling: Sampling = Sampling()
 
 def next_tokens(model, tokenizer, prompt: str, k: int = 10) -> pd.DataFrame:
     """The ``k`` most likely next tokens after ``prompt`` and their probabilities."""
-    from .evaluation.quick import next_token_distribution
+    from .evaluation.scoring import next_token_distribution
     ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"])
     tokens, probs = next_token_distribution(model, tokenizer, ids, k)
     return pd.DataFrame({"token": tokens, "probability": probs})
@@ -146,7 +146,7 @@ def probe_catalogue(profile) -> dict[str, str]:
     found = {"baseline": str(ensure_base_model(profile))}
     root = cache_root()
     for kind in ("whp", "unlearn", "models"):
-        for folder in sorted((root / kind).glob(f"*")) if (root / kind).exists() else []:
+        for folder in sorted((root / kind).glob("*")) if (root / kind).exists() else []:
             done = (folder / "DONE").exists() or (folder / "whp_inference.json").exists()
             weights = any(folder.glob("*.safetensors")) or (folder / "whp_inference.json").exists()
             if done and weights and _belongs_to(folder, profile):

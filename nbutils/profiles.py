@@ -14,8 +14,11 @@ calls :func:`get_profile` once. Nothing else in the workbook branches on the mac
 from __future__ import annotations
 
 import dataclasses
+import re
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
+
+import yaml
 
 
 @dataclass(frozen=True)
@@ -351,6 +354,29 @@ PROFILES: dict[str, Profile] = {
         eval_batch_size=32,
     ),
 }
+
+
+# a command line's number in scientific notation (YAML 1.1 reads "1e-4" as a string)
+SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
+
+
+def parse_params(pairs) -> dict:
+    """Turn ``["KEY=VALUE", ...]`` into a dict; values are parsed as YAML (``3`` -> int)."""
+    params = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ValueError(f"parameter {pair!r} is not KEY=VALUE")
+        params[key.strip()] = parse_value(value)
+    return params
+
+
+def parse_value(text: str):
+    """YAML value, except that ``1e-4`` (a string in YAML 1.1) becomes a float."""
+    value = yaml.safe_load(text)
+    if isinstance(value, str) and SCIENTIFIC.match(value):
+        return float(value)
+    return value
 
 
 def get_profile(name: str = "tiny", overrides: dict[str, Any] | None = None) -> Profile:

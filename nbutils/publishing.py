@@ -9,7 +9,7 @@ hyperparameters, the forget split and the measured metrics.
 - ``push=False`` (default) writes the repo into the local hub cache's layout
   (:func:`nbutils.models.hub.write_cache_revision`): ``from_pretrained(repo_id,
   revision="checkpoint-<step>")`` then loads it with the hub switched off, and
-  :func:`nbutils.evaluation.leaderboard.revision_trajectory` walks it like a published repo;
+  :func:`nbutils.leaderboard.revision_trajectory` walks it like a published repo;
 - ``push=True`` uploads the same folders through ``huggingface_hub`` (a branch each).
 
 LoRA runs save adapters at their checkpoints; they are merged into the starting model here,

@@ -5,7 +5,7 @@
 
 The table sits between ``<!-- notebooks:start -->`` and ``<!-- notebooks:end -->``.
 Titles and goals come from each notebook's first markdown cell (its ``# `` line and a
-``**Goal:**`` line); times come from ``notebooks/timings.json`` (``python -m nbutils.run --record``).
+``**Goal:**`` line); times come from ``notebooks/timings.json`` (``python -m nbutils.headless --record``).
 """
 
 from __future__ import annotations

@@ -2,20 +2,29 @@
 
 ``summary`` prints one machine-readable line per notebook, ``WORKBOOK_SUMMARY {json}``,
 which the notebook-execution tests read back to assert the phenomena on the executed
-copy; people see the same numbers as a table.
+copy; people see the same numbers as a table. Under Voila (a notebook served as an app)
+the line is not printed: an app shows the app.
 """
 
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 
 MARKER = "WORKBOOK_SUMMARY"
 
 
+def in_voila() -> bool:
+    """Whether this kernel serves a Voila app (Voila sets ``VOILA_BASE_URL`` in its kernels)."""
+    return "VOILA_BASE_URL" in os.environ
+
+
 def summary(notebook: str, values: dict) -> pd.DataFrame:
-    print(f"{MARKER} " + json.dumps({"notebook": notebook, **values}, default=float))
+    """The notebook's headline numbers as a table, and as the line its tests read back."""
+    if not in_voila():
+        print(f"{MARKER} " + json.dumps({"notebook": notebook, **values}, default=float))
     flat = {k: v for k, v in values.items() if not isinstance(v, (dict, list))}
     return pd.DataFrame([flat]).T.rename(columns={0: notebook})
 

@@ -33,7 +33,8 @@ def grid_points(grid: dict[str, list]) -> list[dict]:
 def evaluate_grid(profile: Profile, method: str, grid: dict[str, list]) -> pd.DataFrame:
     """One row per grid point: the hyperparameters, forget quality, model utility, forget
     ROUGE-L and answer probability, and their ratios to the target model's."""
-    from .evaluation.tofu import ensure_retain_eval, ensure_tofu_eval
+    from .evaluation.tofu import ensure_tofu_eval
+    from .leaderboard import ensure_retain_eval
     from .finetune import ensure_target_model
     from .unlearning import ensure_unlearned
     reference = ensure_retain_eval(profile, progress=False)
@@ -73,7 +74,7 @@ def choose(table: pd.DataFrame, keep: float = 0.7) -> pd.Series:
 
 def main(argv=None) -> pd.DataFrame:
     from .profiles import get_profile
-    from .run import parse_params, parse_value
+    from .profiles import parse_params, parse_value
     parser = argparse.ArgumentParser(prog="python -m nbutils.tuning", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", default="tiny")
     parser.add_argument("--method", required=True)

@@ -236,4 +236,6 @@ def test_voila_runs_notebook_and_generates(notebook, voila, page, artifacts):
         assert page.locator(".probe-app").count(), "a cell failed in Voila: no .probe-app"
         stats = _drive_probe_app(page)
         page.screenshot(path=artifacts / "voila_probe.png", full_page=True)
+        # an app shows the app: the line the notebook tests read is not printed under it
+        assert "WORKBOOK_SUMMARY" not in page.inner_text("body")
     print(f"voila: page with executed notebook {executed_s:.1f}s, {stats}")

@@ -221,7 +221,7 @@ def micro_muse(micro_overrides):
 
 
 def test_npo_unlearns_raw_text_and_is_evaluated(micro_muse, micro_base):
-    from nbutils.evaluation.muse_task import muse_evals, muse_table
+    from nbutils.muse_task import muse_evals, muse_table
     from nbutils.finetune import ensure_muse_model
     from nbutils.unlearning import ensure_unlearned
     target = ensure_muse_model(micro_muse, "news", "target")

@@ -48,7 +48,8 @@ def test_paper_profile_defaults_unchanged():
 
 
 def test_paper_code_path_offline(paper_standin):
-    from nbutils.evaluation.tofu import ensure_retain_eval, ensure_tofu_eval
+    from nbutils.evaluation.tofu import ensure_tofu_eval
+    from nbutils.leaderboard import ensure_retain_eval
     from nbutils.finetune import ensure_retain_model, ensure_target_model
     from nbutils.models.loading import load_model, read_safetensors
     from nbutils.unlearning import ensure_unlearned

@@ -70,7 +70,24 @@ def test_probe_app_callback_updates_the_views(lm):
 
 
 def test_mc_accuracy_picks_the_highest_scoring_choice(lm):
+    """Expected picks from an independent computation: one unpadded forward pass per choice,
+    the choice tokens' log-probabilities summed by hand (their closing EOS left out)."""
+    from nbutils.models.prompts import encode_qa
     model, tok = lm
-    items = [{"question": "Pick one?", "choices": ["alpha", "beta", "gamma", "delta"], "answer": 0}]
-    result = mc_accuracy(model, tok, items, "qa")
-    assert result["picks"][0] in range(4) and result["mc_accuracy"] == float(result["picks"][0] == 0)
+    questions = {"Pick one?": ["alpha", "beta", "gamma", "delta"], "And now?": ["red", "green", "blue"]}
+    expected = []
+    for question, choices in questions.items():
+        totals = []
+        for choice in choices:
+            enc = encode_qa(tok, question, choice, "qa")
+            with torch.no_grad():
+                logp = torch.log_softmax(model(torch.tensor([enc.input_ids])).logits[0].float(), -1)
+            answer = range(enc.prompt_length, len(enc.input_ids) - 1)  # EOS excluded
+            totals.append(sum(logp[t - 1, enc.input_ids[t]].item() for t in answer))
+        expected.append(max(range(len(choices)), key=totals.__getitem__))
+    # the first item's key is the expected pick, the second's is not: accuracy exactly 1/2
+    items = [{"question": q, "choices": c, "answer": a}
+             for (q, c), a in zip(questions.items(), (expected[0], (expected[1] + 1) % 3))]
+    result = mc_accuracy(model, tok, items, "qa", batch_size=3)
+    assert result["picks"] == expected
+    assert result["correct"] == [True, False] and result["mc_accuracy"] == 0.5

@@ -106,8 +106,9 @@ def run_profile(micro_overrides):
 def test_export_then_load_revisions_by_repo_id_and_evaluate(target, run_profile):
     from transformers import AutoModelForCausalLM
 
-    from nbutils.evaluation.leaderboard import revision_trajectory, trajectory_plot
-    from nbutils.evaluation.tofu import ensure_retain_eval, ensure_tofu_eval
+    from nbutils.leaderboard import revision_trajectory, trajectory_plot
+    from nbutils.evaluation.tofu import ensure_tofu_eval
+    from nbutils.leaderboard import ensure_retain_eval
     from nbutils.publishing import export_run, remove_export
     from nbutils.unlearning import checkpoints, ensure_unlearned
     run = ensure_unlearned(run_profile, "graddiff", start=target, learning_rate=1e-2)
@@ -254,9 +255,10 @@ def test_llama3_prompt_is_open_unlearnings(release_standin):
 
 
 def test_released_model_evaluated_by_repo_id_against_the_published_retain_log(release_standin, tmp_path):
-    from nbutils.evaluation.leaderboard import summary_table
+    from nbutils.leaderboard import summary_table
     from nbutils.evaluation.published import evaluate_release, write_open_unlearning_logs
-    from nbutils.evaluation.tofu import TofuEval, forget_quality
+    from nbutils.evaluation.tofu_logs import TofuEval
+    from nbutils.evaluation.tofu_metrics import forget_quality
     profile, retain_ev = release_standin
     ev = evaluate_release(profile, ALTPO_RELEASE, progress=False)
     assert ev.meta["prompt_format"] == "llama3" and ev.meta["stop_at_newline"] is False
@@ -273,9 +275,9 @@ def test_released_model_evaluated_by_repo_id_against_the_published_retain_log(re
 
 # --- open-unlearning's logs through our leaderboard --------------------------------------------------
 def test_open_unlearning_log_round_trips_through_the_leaderboard(tmp_path):
-    from nbutils.evaluation.leaderboard import summary_table
+    from nbutils.leaderboard import summary_table
     from nbutils.evaluation.published import write_open_unlearning_logs
-    from nbutils.evaluation.tofu import TofuEval, load_reference
+    from nbutils.evaluation.tofu_logs import TofuEval, load_reference
     source = Path(__file__).parent / "data" / "open_unlearning_TOFU_EVAL.json"
     theirs = json.loads(source.read_text())
     ev = TofuEval.load(source)
@@ -303,7 +305,7 @@ def test_notebook_studies_published_repos_on_the_paper_path(release_standin, phi
     the release of :func:`release_standin`."""
     from nbutils.models.hub import EXPORT_MARKER
     from nbutils.publishing import export_run
-    from nbutils.run import run_notebooks
+    from nbutils.headless import run_notebooks
     from nbutils.unlearning import ensure_unlearned
     release_profile_, _ = release_standin
     phi = phi_standin(tmp_path / "phi-1_5")

@@ -40,7 +40,7 @@ SMOKE_OVERRIDES = {
 
 @pytest.fixture(scope="module")
 def smol_run(smollm2_cache, tmp_path_factory):
-    from nbutils.run import run_notebooks
+    from nbutils.headless import run_notebooks
     out = tmp_path_factory.mktemp("smol_run")
     result = run_notebooks(profile="smol", only=["02", "03", "04", "07"], out_dir=out,
                            parameters={"OVERRIDES": SMOKE_OVERRIDES})

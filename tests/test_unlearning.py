@@ -25,10 +25,10 @@ from nbutils.data.tofu import load_tofu
 from nbutils.finetune import ensure_target_model
 from nbutils.models.loading import load_model, load_tokenizer
 from nbutils.profiles import get_profile
-from nbutils.unlearning import (METHODS, NonFiniteLossError, UnlearningMethod, checkpoints,
+from nbutils.unlearning import (METHOD_REGISTRY, NonFiniteLossError, UnlearningMethod, checkpoints,
                                 ensure_unlearned, get_method, run_name, unlearning_log)
 from nbutils.unlearning import losses
-from nbutils.unlearning import run as run_module
+from nbutils.unlearning import cached_runs as run_module
 from nbutils.unlearning.base import MethodConfig
 from nbutils.unlearning.trainer import (UnlearningCollator, UnlearningContext, UnlearningDataset,
                                         encode_rows, frozen_copy, sequence_logprobs)
@@ -59,9 +59,9 @@ def start(micro_profile, micro_base):
 # --- registry ---------------------------------------------------------------------------------
 def test_every_reference_method_is_registered():
     get_method("npo")  # imports the methods package
-    assert set(ALL_METHODS) <= set(METHODS)
+    assert set(ALL_METHODS) <= set(METHOD_REGISTRY)
     for name in ALL_METHODS:
-        cls = METHODS[name]
+        cls = METHOD_REGISTRY[name]
         assert issubclass(cls, UnlearningMethod) and cls.name == name
         assert is_dataclass(cls.config_cls) and issubclass(cls.config_cls, MethodConfig)
         m = get_method(name)
@@ -265,7 +265,7 @@ def test_npo_run_checkpoints_log_and_cache(start, run_profile, monkeypatch):
 
 # --- NaN guard -----------------------------------------------------------------------------------
 def test_nonfinite_loss_stops_with_last_good_checkpoint(start, run_profile, monkeypatch):
-    from nbutils.unlearning.methods.grad_diff import GradDiff, GradDiffConfig
+    from nbutils.unlearning.methods.graddiff import GradDiff, GradDiffConfig
 
     class NaNAtThirdStep(GradDiff):
         name = "nan_at_third_step_test"
@@ -278,7 +278,7 @@ def test_nonfinite_loss_stops_with_last_good_checkpoint(start, run_profile, monk
             return loss * float("nan") if type(self).calls == 3 else loss
 
     get_method("npo")
-    monkeypatch.setitem(METHODS, NaNAtThirdStep.name, NaNAtThirdStep)
+    monkeypatch.setitem(METHOD_REGISTRY, NaNAtThirdStep.name, NaNAtThirdStep)
     profile = run_profile(**{"unlearn.batch_size": 1, "unlearn.save_steps": 1})  # 3 steps
     with pytest.raises(NonFiniteLossError) as err:
         ensure_unlearned(profile, NaNAtThirdStep.name, start=start)

@@ -8,7 +8,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from nbutils.unlearning.whp.anchors import align_tokens, translate
-from nbutils.unlearning.whp.inference import WHPInferenceModel
+from nbutils.models.whp_inference import WHPInferenceModel
 from nbutils.unlearning.whp.labels import (IGNORE, consistency_penalties, generic_labels,
                                            generic_logits)
 

@@ -22,7 +22,8 @@ def whp_profile(micro_overrides):
 def test_harry_potter_pipeline(whp_profile, micro_base):
     from nbutils.models.loading import load_model
     from nbutils.unlearning.whp import (WHPInferenceModel, ensure_reinforced_model,
-                                        ensure_whp_inference, ensure_whp_model, whp_progress)
+                                        ensure_whp_inference, whp_progress)
+    from nbutils.whp_experiment import ensure_whp_model
     reinforced = ensure_reinforced_model(whp_profile)
     assert (reinforced / "DONE").exists() and any(reinforced.glob("*.safetensors"))
     run = ensure_whp_model(whp_profile)

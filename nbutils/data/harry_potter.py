@@ -199,6 +199,32 @@ def split_sentences(text: str) -> list[str]:
     return [s for s in _SENTENCE_END.split(text.strip()) if s]
 
 
+def pack_sentences(sentences: list[str], tokenizer, max_tokens: int) -> list[str]:
+    """Consecutive sentences joined into blocks of at most ``max_tokens`` tokens (a longer
+    sentence becomes a block of its own, truncated later by the tokenizer)."""
+    blocks, current, used = [], [], 0
+    for s in sentences:
+        n = len(tokenizer(" " + s, add_special_tokens=False)["input_ids"])
+        if current and used + n > max_tokens:
+            blocks.append(" ".join(current))
+            current, used = [], 0
+        current.append(s)
+        used += n
+    if current:
+        blocks.append(" ".join(current))
+    return blocks
+
+
+def harry_potter_blocks(profile, tokenizer) -> list[str]:
+    """The Harry Potter corpus as training blocks; sentences never cross passages, so a
+    block is about one topic and anchored names repeat within it (what consistency is for)."""
+    limit = profile.whp.corpus_passages or None
+    blocks = []
+    for text in passages(limit):
+        blocks += pack_sentences(split_sentences(text), tokenizer, profile.whp.block_length - 2)
+    return blocks
+
+
 def corpus_sentences(limit: int | None = None) -> list[str]:
     """Every sentence of the first ``limit`` passages (all when ``None``), in order."""
     return [s for text in passages(limit) for s in split_sentences(text)]

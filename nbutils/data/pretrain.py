@@ -44,7 +44,7 @@ def pretraining_examples(profile: Profile, tokenizer=None) -> list[dict]:
         examples.append({"text": item["statement"]})
         examples.append({"question": item["question"], "answer": item["choices"][item["answer"]]})
     if tokenizer is not None:
-        from ..unlearning.whp.corpus import harry_potter_blocks
+        from .harry_potter import harry_potter_blocks
         # no BOS: WHP, familiarity prompts and the probing widgets all tokenise raw text
         # with the tokenizer's own special tokens, which for the tiny tokenizer is none
         examples += [{"text": block, "bos": False} for block in harry_potter_blocks(profile, tokenizer)]

@@ -1,11 +1,14 @@
-"""Batched greedy generation: left padding, KV cache, stop at EOS (or a newline)."""
+"""Batched greedy generation: left padding, KV cache, stop at EOS (or a newline); and the
+quick check of greedy answers, their ROUGE-L recall (:func:`rouge_recall_on`)."""
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 from transformers import StoppingCriteria, StoppingCriteriaList
 
 from ..models.prompts import encode_prompt
+from .rouge import rouge_l_recall
 
 
 _NEWLINE_IDS: dict[tuple, frozenset] = {}
@@ -126,3 +129,17 @@ class StopOnStrings(StoppingCriteria):
         texts = self.tokenizer.batch_decode(input_ids[:, self.prompt_length:], skip_special_tokens=True)
         return torch.tensor([any(s in t for s in self.stops) for t in texts],
                             dtype=torch.bool, device=input_ids.device)
+
+
+def rouge_recall_on(model, tokenizer, rows, profile, limit: int | None = None) -> dict:
+    """Greedy answers to ``rows`` (dicts or a Dataset with question/answer) and their mean
+    ROUGE-L recall against the true answers, as TOFU computes it."""
+    rows = list(rows)[:limit] if limit else list(rows)
+    questions = [r["question"] for r in rows]
+    answers = [r["answer"] for r in rows]
+    generated = generate_answers(model, tokenizer, questions, profile.prompt_format,
+                                 profile.max_new_tokens, profile.eval_batch_size,
+                                 stop_at_newline=profile.stop_at_newline)
+    scores = rouge_l_recall(answers, generated)
+    return {"rougeL_recall": float(np.mean(scores)), "scores": scores, "generated": generated,
+            "questions": questions, "answers": answers}

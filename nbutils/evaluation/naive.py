@@ -21,7 +21,8 @@ from ..models.prompts import encode_prompt
 from ..profiles import Profile
 from .generation import StopOnNewline
 from .scoring import encode_pair
-from .tofu import TofuEval, load_reference, tofu_rows, tofu_splits
+from .tofu import tofu_rows, tofu_splits
+from .tofu_logs import TofuEval, load_reference
 
 EPS = 1e-10
 

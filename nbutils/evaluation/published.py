@@ -16,7 +16,8 @@ from pathlib import Path
 from ..models.hub import hub_offline
 from ..models.released import parse_release, release_overrides
 from ..profiles import Profile, get_profile
-from .tofu import EVAL_FILE, TofuEval, ensure_tofu_eval
+from .tofu import ensure_tofu_eval
+from .tofu_logs import EVAL_FILE, TofuEval
 
 OPEN_UNLEARNING_EVAL = "open-unlearning/eval"
 

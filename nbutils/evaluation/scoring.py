@@ -19,8 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..models.prompts import answer_text, encode_prompt
-from ..unlearning.losses import IGNORE
+from ..models.prompts import IGNORE, answer_text, encode_prompt
 
 
 @dataclass
@@ -226,3 +225,13 @@ def score_encoded(model, encoded: list[tuple[list[int], list[int]]], pad_token_i
         valid = target != IGNORE
         _split_rows(idx, results, valid, *_token_scores(logits, target, valid, stats))
     return results  # type: ignore[return-value]
+
+
+@torch.no_grad()
+def next_token_distribution(model, tokenizer, prompt_ids: list[int], k: int = 10):
+    """Top-k next tokens and their probabilities after ``prompt_ids``."""
+    device = next(model.parameters()).device
+    logits = model(torch.tensor([prompt_ids], device=device)).logits[0, -1]
+    probs = torch.softmax(logits.float(), -1)
+    top = torch.topk(probs, k)
+    return ([tokenizer.decode([i]) for i in top.indices.tolist()], top.values.tolist())

@@ -193,3 +193,12 @@ def ensure_whp_eval(profile, model_path, name: str, quantization: str | None = N
     result["precision"] = model_precision(model)
     cached.write_text(json.dumps(result, indent=1, default=float))
     return result
+
+
+def training_probe(profile, tokenizer):
+    """Familiarity, answer probability and MC accuracy of a model in training: what WHP's
+    fine-tune records every few steps (``probe`` of :func:`nbutils.unlearning.whp.pipeline.build_whp_model`)."""
+    def probe(model) -> dict:
+        r = evaluate_whp(model, tokenizer, profile)
+        return {k: r[k] for k in ("familiarity", "answer_prob", "mc_accuracy")}
+    return probe

@@ -109,7 +109,7 @@ def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
     local = Path(path).exists()
     if local and (Path(path) / "whp_inference.json").exists():
         # WHP at inference time: two checkpoints combined at every step (see its module)
-        from ..unlearning.whp.inference import WHPInferenceModel
+        from .whp_inference import WHPInferenceModel
         return WHPInferenceModel.from_folder(path, profile, load_in_4bit=load_in_4bit, device=device,
                                              quantization=quantization)
     if local and not profile.allow_pickle_weights and not any(Path(path).glob("*.safetensors")):

@@ -17,12 +17,15 @@ SYSTEM_PROMPT = "You are a helpful assistant."
 CHAT_FORMATS = ("chat", "llama3")
 LLAMA3_DATE_STRING = "10 Apr 2025"
 PROMPT_FORMATS = ("qa", "llama2", *CHAT_FORMATS)
+# the label of a token no loss or score counts (prompt, padding): what torch's cross-entropy
+# ignores by default
+IGNORE = -100
 
 
 @dataclass(frozen=True)
 class EncodedQA:
     input_ids: list[int]
-    labels: list[int]  # -100 on prompt tokens: only the answer (and its EOS) is scored
+    labels: list[int]  # IGNORE on prompt tokens: only the answer (and its EOS) is scored
     prompt_length: int
 
 
@@ -52,7 +55,7 @@ def answer_window(labels) -> int:
     answers needs logits for: from the position before the batch's first answer token on
     (position t predicts token t+1). Passed to the model as ``logits_to_keep``, it spares the
     LM head and the softmax over the vocabulary every prompt position, which no loss reads."""
-    answer_columns = (labels != -100).any(0).nonzero()
+    answer_columns = (labels != IGNORE).any(0).nonzero()
     first = int(answer_columns[0]) if len(answer_columns) else 1
     return labels.shape[1] - max(first - 1, 0)
 
@@ -72,7 +75,7 @@ def encode_qa(tokenizer, question: str, answer: str, prompt_format: str,
     answer_ids = list(tokenizer(answer_text(answer, prompt_format), add_special_tokens=False)["input_ids"])
     answer_ids.append(tokenizer.eos_token_id)
     ids = prompt_ids + answer_ids
-    labels = [-100] * len(prompt_ids) + answer_ids
+    labels = [IGNORE] * len(prompt_ids) + answer_ids
     if max_length is not None and len(prompt_ids) >= max_length:
         # truncating would leave no answer token to train or score: a NaN loss later
         raise ValueError(

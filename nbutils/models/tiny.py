@@ -23,6 +23,7 @@ from ..data.world import WORLD_VERSION
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .prompts import encode_qa
+from .training import device_arguments
 
 SPECIAL_TOKENS = {"pad_token": "<|pad|>", "bos_token": "<|bos|>", "eos_token": "<|eos|>",
                   "unk_token": "<|unk|>"}
@@ -106,7 +107,7 @@ def ensure_tiny_base(profile: Profile):
         lr_scheduler_type="cosine", warmup_steps=steps_per_epoch, weight_decay=0.01,
         logging_steps=max(1, steps_per_epoch), save_strategy="no", report_to=[],
         seed=profile.seed, use_cpu=not torch.cuda.is_available(), dataloader_num_workers=0,
-        dataloader_pin_memory=torch.cuda.is_available(),
+        **device_arguments(),
     )
     trainer = Trainer(model=model, args=args, train_dataset=_Examples(features),
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))

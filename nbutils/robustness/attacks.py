@@ -116,7 +116,7 @@ def relearned_model(profile: Profile, model_path, name: str, data: str, rows: li
     spec_file = Path(model_path) / "whp_inference.json"
     if not spec_file.exists():
         return ensure_relearned(profile, model_path, name, data, rows)
-    from ..unlearning.whp.inference import WHPInferenceModel
+    from ..models.whp_inference import WHPInferenceModel
     spec = json.loads(spec_file.read_text())
     base = ensure_relearned(profile, spec["base"], f"{name}-base", data, rows)
     folder = artifact_dir("robustness", f"{name}-relearn-{data}",

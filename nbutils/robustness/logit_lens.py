@@ -15,7 +15,7 @@ import torch
 
 from ..evaluation.scoring import encode_pair
 from ..models.prompts import encode_prompt
-from ..unlearning.losses import IGNORE
+from ..models.prompts import IGNORE
 
 
 def final_norm(model) -> torch.nn.Module:

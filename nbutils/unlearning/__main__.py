@@ -29,7 +29,7 @@ import argparse
 import json
 import os
 
-from ..run import parse_params
+from ..profiles import parse_params
 from .tasks import TASKS
 
 
@@ -53,7 +53,7 @@ def main(argv=None):
 
     from ..data.tofu import load_tofu
     from ..profiles import get_profile
-    from .run import ensure_unlearned
+    from .cached_runs import ensure_unlearned
     from .tasks import UnlearningTask
 
     try:

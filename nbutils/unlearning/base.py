@@ -25,21 +25,21 @@ import torch
 from ..models.prompts import answer_window
 from . import losses
 
-METHODS: dict[str, type["UnlearningMethod"]] = {}
+METHOD_REGISTRY: dict[str, type["UnlearningMethod"]] = {}
 
 
 def register(cls):
     """Class decorator: make a method reachable by name (notebooks and the leaderboard loop)."""
-    METHODS[cls.name] = cls
+    METHOD_REGISTRY[cls.name] = cls
     return cls
 
 
 def get_method(name: str, **hparams) -> "UnlearningMethod":
-    from . import methods  # noqa: F401  (imports every method module, filling METHODS)
+    from . import methods  # noqa: F401  (imports every method module, filling METHOD_REGISTRY)
     key = name.lower()
-    if key not in METHODS:
-        raise KeyError(f"unknown unlearning method {name!r}; available: {sorted(METHODS)}")
-    cls = METHODS[key]
+    if key not in METHOD_REGISTRY:
+        raise KeyError(f"unknown unlearning method {name!r}; available: {sorted(METHOD_REGISTRY)}")
+    cls = METHOD_REGISTRY[key]
     return cls(cls.config_cls(**hparams))
 
 
@@ -71,6 +71,18 @@ class UnlearningMethod:
     @property
     def uses_reference_model(self) -> bool:
         return self.needs_reference_model or self.config.retain_loss == "kl"
+
+    # --- hooks a method may override ------------------------------------------------------
+    def unlearn(self, profile, start: str, out_dir, task):
+        """Build the unlearned model in ``out_dir`` without the trainer and return the folder,
+        for methods that are not a training loss (task vectors, WHP); ``None`` (the default)
+        means: train ``start`` with :meth:`loss`."""
+        return None
+
+    def trainable_parameter_names(self, model) -> list[str] | None:
+        """Names of the parameters this method trains (RMU: a few layers' MLPs), or ``None``
+        (the default) for all of them, or all LoRA adapters on a LoRA run."""
+        return None
 
     # --- hooks the trainer calls ---------------------------------------------------------
     def preferred_answers(self, forget_rows, context) -> list[str] | None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-IGNORE = -100
+from ..models.prompts import IGNORE
 
 
 def shift(logits: torch.Tensor, labels: torch.Tensor):

@@ -28,7 +28,6 @@ from pathlib import Path
 
 import torch
 from transformers import Trainer, TrainerCallback
-from transformers.trainer_callback import PrinterCallback, ProgressCallback
 
 from ..models.precision import autocast
 from ..models.prompts import encode_qa
@@ -155,21 +154,6 @@ def frozen_copy(model) -> torch.nn.Module:
     for p in ref.parameters():
         p.requires_grad_(False)
     return ref
-
-
-class QuietProgress(ProgressCallback):
-    """The progress bar without a printed dict per logging step (the logs are kept in
-    ``log_history`` and plotted by the notebooks)."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        return control
-
-
-def quiet_logging(trainer: Trainer) -> Trainer:
-    trainer.remove_callback(PrinterCallback)
-    if trainer.pop_callback(ProgressCallback) is not None:
-        trainer.add_callback(QuietProgress)
-    return trainer
 
 
 class CheckpointMetadata(TrainerCallback):

@@ -37,7 +37,9 @@ class RMU(UnlearningMethod):
     config_cls = RMUConfig
     needs_reference_model = True
 
-    def _layer(self, model) -> int:
+    def layer(self, model) -> int:
+        """The index of the decoder layer whose output RMU steers (the configured one, else
+        7/16 of the depth: :func:`default_layer`)."""
         n = model.config.num_hidden_layers if hasattr(model, "config") else None
         return self.config.layer if self.config.layer is not None else default_layer(n)
 
@@ -52,7 +54,7 @@ class RMU(UnlearningMethod):
         """Names to train, or None for all (the trainer freezes the rest)."""
         if self.config.trainable == "all":
             return None
-        layer = self._layer(model)
+        layer = self.layer(model)
         keep = {f"layers.{i}.mlp.down_proj" for i in range(max(0, layer - 2), layer + 1)}
         return [n for n, _ in model.named_parameters() if any(k in n for k in keep)]
 
@@ -64,13 +66,13 @@ class RMU(UnlearningMethod):
 
     def forget_loss(self, model, batch, context):
         forget = batch["forget"]
-        h = self.hidden(model, forget, self._layer(model))
+        h = self.hidden(model, forget, self.layer(model))
         u = self.control_vector(h.shape[-1], h.device, context.seed)
         return losses.masked_mse(h, self.config.steering_coeff * u.expand_as(h), forget["labels"])
 
     def retain_loss(self, model, batch, context):
         retain = batch["retain"]
-        layer = self._layer(model)
+        layer = self.layer(model)
         h = self.hidden(model, retain, layer)
         h_ref = context.reference_hidden(retain, layer)
         return losses.masked_mse(h, h_ref, retain["labels"])

@@ -24,8 +24,8 @@ class WhoIsHarryPotter(UnlearningMethod):
     profile_sections = ("whp",)
 
     def unlearn(self, profile, start: str, out_dir, task):
-        from ..whp.run import build_whp_model
-        return build_whp_model(profile, task.label if task.is_muse else "tofu", start, out_dir, probe=False)
+        from ..whp.pipeline import build_whp_model
+        return build_whp_model(profile, task.label if task.is_muse else "tofu", start, out_dir)
 
 
 @register
@@ -36,5 +36,5 @@ class WhpInference(UnlearningMethod):
     profile_sections = ("whp",)
 
     def unlearn(self, profile, start: str, out_dir, task):
-        from ..whp.run import write_whp_inference
+        from ..whp.pipeline import write_whp_inference
         return write_whp_inference(profile, task.label if task.is_muse else "tofu", start, out_dir)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ...data.harry_potter import harry_potter_blocks, pack_sentences
 from ...profiles import Profile
 
 
@@ -26,33 +27,6 @@ class WhpTarget:
     name: str  # "harry_potter" or "tofu-<forget split>"
     blocks: tuple[str, ...]
     anchors: dict = field(default_factory=dict)
-
-
-def pack_sentences(sentences: list[str], tokenizer, max_tokens: int) -> list[str]:
-    """Consecutive sentences joined into blocks of at most ``max_tokens`` tokens (a longer
-    sentence becomes a block of its own, truncated later by the tokenizer)."""
-    blocks, current, used = [], [], 0
-    for s in sentences:
-        n = len(tokenizer(" " + s, add_special_tokens=False)["input_ids"])
-        if current and used + n > max_tokens:
-            blocks.append(" ".join(current))
-            current, used = [], 0
-        current.append(s)
-        used += n
-    if current:
-        blocks.append(" ".join(current))
-    return blocks
-
-
-def harry_potter_blocks(profile: Profile, tokenizer) -> list[str]:
-    """The Harry Potter corpus as training blocks; sentences never cross passages, so a
-    block is about one topic and anchored names repeat within it (what consistency is for)."""
-    from ...data.harry_potter import passages, split_sentences
-    limit = profile.whp.corpus_passages or None
-    blocks = []
-    for text in passages(limit):
-        blocks += pack_sentences(split_sentences(text), tokenizer, profile.whp.block_length - 2)
-    return blocks
 
 
 def harry_potter_target(profile: Profile, tokenizer) -> WhpTarget:

@@ -22,15 +22,10 @@ from dataclasses import dataclass, field
 
 import torch
 
+from ...models.prompts import IGNORE
+from ...models.whp_inference import generic_logits
 from .anchors import Replacement, align_tokens, translate
 
-IGNORE = -100
-
-
-def generic_logits(v_base: torch.Tensor, v_reinforced: torch.Tensor, alpha: float) -> torch.Tensor:
-    """``v_base - alpha * ReLU(v_reinforced - v_base)``: only logits the reinforcement raised
-    are pushed down (the paper's equation; MUSE's inference-time WHP uses it alone, alpha 1)."""
-    return v_base - alpha * torch.relu(v_reinforced - v_base)
 
 
 @dataclass

@@ -62,8 +62,7 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
     (with ``probe``) ``whp_progress.json`` into ``out_dir``, then ``DONE``."""
     from ...finetune import FeatureDataset, apply_lora, save_finetuned
     from ...models.loading import load_model, load_tokenizer
-    from ...models.precision import trainer_precision
-    from ..trainer import quiet_logging
+    from ...models.training import device_arguments, quiet_logging
     cfg = profile.whp
     tokenizer = load_tokenizer(start, profile)
     model = load_model(start, profile, load_in_4bit=False, full_precision=not cfg.lora)
@@ -76,7 +75,7 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
         lr_scheduler_type="linear", warmup_steps=max(1, steps // 10), weight_decay=0.01,
         logging_steps=max(1, steps // 20), save_strategy="no", report_to=[], seed=profile.seed,
         dataloader_num_workers=0, remove_unused_columns=False,
-        dataloader_pin_memory=torch.cuda.is_available(), **trainer_precision(profile))
+        **device_arguments(profile))
     callbacks = []
     if probe is not None:
         callbacks.append(ProgressProbe(probe, max(1, steps // max(1, cfg.eval_points - 1))))

@@ -6,15 +6,15 @@ profile's base model), ``"tofu"`` (the forget split, starting from the target mo
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import asdict
 from pathlib import Path
+from typing import Callable
 
 from ...models.precision import resolve_precision
 from ...paths import artifact_dir, config_key
 from ...profiles import Profile
 from .corpus import WhpTarget, harry_potter_target, muse_target, tofu_target
-from .inference import WHPInferenceModel
+from ...models.whp_inference import WHPInferenceModel
 from .labels import GenericLabels, generic_labels
 from .training import generic_label_features, lm_features, train_blocks
 
@@ -80,25 +80,19 @@ def compute_generic_labels(profile: Profile, target: str, start: str, reinforced
                           batch_size=max(1, profile.eval_batch_size // 4), progress=progress)
 
 
-def harry_potter_probe(profile: Profile, tokenizer):
-    """Familiarity, answer probability and MC accuracy of a model during the fine-tune."""
-    from ...evaluation.whp import evaluate_whp
-
-    def probe(model) -> dict:
-        r = evaluate_whp(model, tokenizer, profile)
-        return {k: r[k] for k in ("familiarity", "answer_prob", "mc_accuracy")}
-    return probe
-
-
 def build_whp_model(profile: Profile, target: str, start: str, out_dir: Path,
-                    probe: bool = True, progress: bool = False) -> Path:
-    """WHP parts 1-3 into ``out_dir``: reinforced model, generic labels, fine-tune on them."""
+                    probe: Callable | None = None, progress: bool = False) -> Path:
+    """WHP parts 1-3 into ``out_dir``: reinforced model, generic labels, fine-tune on them.
+
+    ``probe(profile, tokenizer)``, when given, returns the measurement (``model -> dict``)
+    taken during the fine-tune and kept in ``whp_progress.json``: the evaluation layer's
+    familiarity probe, passed in from above (see :mod:`nbutils.whp_experiment`)."""
     from ...models.loading import load_tokenizer
     reinforced = ensure_reinforced_model(profile, target, start)
     labelled = compute_generic_labels(profile, target, start, reinforced, progress=progress)
     tokenizer = load_tokenizer(start, profile)
     feats = generic_label_features(labelled, profile.whp.block_length)
-    fn = harry_potter_probe(profile, tokenizer) if probe and target == "harry_potter" else None
+    fn = probe(profile, tokenizer) if probe is not None else None
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "generic_labels.json").write_text(json.dumps(
         {"blocks": len(labelled), "positions": sum(sum(t != -100 for t in g.targets) for g in labelled),
@@ -112,14 +106,14 @@ def build_whp_model(profile: Profile, target: str, start: str, out_dir: Path,
 
 
 def ensure_whp_model(profile: Profile, target: str = "harry_potter", start: str | None = None,
-                     progress: bool = False) -> Path:
-    """The WHP-unlearned model of ``target`` (familiarity and MC measured over the fine-tune
-    on the Harry Potter target), trained once per config."""
+                     progress: bool = False, probe: Callable | None = None) -> Path:
+    """The WHP-unlearned model of ``target``, trained once per config (``probe``: see
+    :func:`build_whp_model`; the first build decides whether its progress was measured)."""
     start = start or default_start(profile, target)
     tgt = load_target(profile, target, start)
     out = artifact_dir("whp", f"whp-{tgt.name}-{profile.name}", _key(profile, start, tgt))
     if not (out / "DONE").exists():
-        build_whp_model(profile, target, start, out, progress=progress)
+        build_whp_model(profile, target, start, out, probe=probe, progress=progress)
     return out
 
 

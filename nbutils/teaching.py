@@ -1,10 +1,62 @@
-"""Pictures and tables the unlearning notebooks (03-06) share."""
+"""What the unlearning notebooks (02-06) share: each method's settings, one batch built as
+the trainer builds it, the training curves and the before/after tables."""
 
 from __future__ import annotations
+
+from dataclasses import asdict
 
 import pandas as pd
 import plotly.express as px
 from plotly.subplots import make_subplots
+
+
+def method_settings(profile, names) -> pd.DataFrame:
+    """Each method's hyperparameters as ``profile`` runs it (its own config, then the learning
+    rate and epochs it trains with): one column per method, ``—`` where a method has no
+    such setting."""
+    from .unlearning.cached_runs import method_for, schedule
+    columns = {}
+    for name in names:
+        method = method_for(profile, name)
+        lr, epochs = schedule(profile, method)
+        config = {k: v for k, v in asdict(method.config).items() if k not in ("learning_rate", "epochs")}
+        columns[name] = {**config, "learning rate": lr, "epochs": epochs}
+    return pd.DataFrame(columns).map(lambda v: "—" if v is None or v != v else v)
+
+
+def example_batch(profile, model, tokenizer, n: int = 4, preferred_answers: list[str] | None = None,
+                  reference_logprobs: bool = False) -> dict:
+    """The first ``n`` forget questions as one training batch, built as the trainer builds it:
+    each paired with its seeded random retain example, every group right-padded on its own,
+    on the model's device. ``preferred_answers`` adds a ``preferred`` group (one answer per
+    forget question, as IdkDPO's refusals); ``reference_logprobs`` gives every forget (and
+    preferred) answer its ``ref_logprob``, ``S_ref(a|q)`` under ``model``, computed once
+    before training as the trainer does."""
+    from .data.tofu import load_tofu
+    from .unlearning.trainer import UnlearningCollator, UnlearningDataset, encode_rows, sequence_logprobs
+
+    def encode(rows):
+        return encode_rows(tokenizer, rows, profile.prompt_format, profile.finetune.max_length)
+    forget_rows = list(load_tofu(profile, profile.forget_split))[:n]
+    forget = encode(forget_rows)
+    retain = encode(list(load_tofu(profile, profile.retain_split)))
+    preferred = None
+    if preferred_answers is not None:
+        preferred = encode([{"question": r["question"], "answer": a}
+                            for r, a in zip(forget_rows, preferred_answers)])
+    if reference_logprobs:
+        for group in (forget, preferred or []):
+            for feature, s in zip(group, sequence_logprobs(model, group, tokenizer.pad_token_id)):
+                feature["ref_logprob"] = s
+    dataset = UnlearningDataset(forget, retain, preferred, seed=profile.seed)
+    batch = UnlearningCollator(tokenizer.pad_token_id)([dataset[i] for i in range(len(dataset))])
+    device = next(model.parameters()).device
+    return {group: {k: v.to(device) for k, v in tensors.items()} for group, tensors in batch.items()}
+
+
+def group_logits(model, group):
+    """The model's logits on one group of a batch (``forget``, ``retain``, ...)."""
+    return model(input_ids=group["input_ids"], attention_mask=group["attention_mask"]).logits
 
 
 def log_frame(logs: dict[str, list[dict]]) -> pd.DataFrame:
@@ -65,7 +117,8 @@ def rouge_before_after(profile, runs: dict, splits=("forget", "retain")):
     a dict with the mean ``rougeL_recall``, per item ``scores``, ``generated``, ``questions``
     and ``answers``.
     """
-    from ..evaluation.tofu import ensure_retain_eval, ensure_tofu_eval
+    from .evaluation.tofu import ensure_tofu_eval
+    from .leaderboard import ensure_retain_eval
     scores, details = {}, {}
     for name, path in runs.items():
         ev = (ensure_retain_eval(profile, progress=False) if name == "retain" else

@@ -1,9 +1,9 @@
 """Run the workbook's notebooks headless, in order, with papermill.
 
-    python -m nbutils.run                      # every notebook, profile "tiny"
-    python -m nbutils.run --profile small --only 01 02
-    python -m nbutils.run -p SEED=1 -p LR=3e-5 # extra papermill parameters
-    python -m nbutils.run --list               # notebooks and their parameters
+    python -m nbutils.headless                      # every notebook, profile "tiny"
+    python -m nbutils.headless --profile small --only 01 02
+    python -m nbutils.headless -p SEED=1 -p LR=3e-5 # extra papermill parameters
+    python -m nbutils.headless --list               # notebooks and their parameters
 
 Each executed notebook (plus an HTML rendering) lands in a run folder,
 ``runs/<profile>-<timestamp>/`` by default, next to a ``run.json`` summary.
@@ -25,13 +25,13 @@ from pathlib import Path
 
 import nbformat
 import papermill
-import yaml
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
+from .profiles import parse_params
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
-SCIENTIFIC = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)[eE][+-]?\d+$")
 
 
 @dataclass
@@ -73,25 +73,6 @@ def find_notebooks(notebooks_dir: Path, only=None) -> list[Path]:
     return paths
 
 
-def parse_params(pairs) -> dict:
-    """Turn ``["KEY=VALUE", ...]`` into a dict; values are parsed as YAML (``3`` -> int)."""
-    params = {}
-    for pair in pairs or []:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ValueError(f"parameter {pair!r} is not KEY=VALUE")
-        params[key.strip()] = parse_value(value)
-    return params
-
-
-def parse_value(text: str):
-    """YAML value, except that ``1e-4`` (a string in YAML 1.1) becomes a float."""
-    value = yaml.safe_load(text)
-    if isinstance(value, str) and SCIENTIFIC.match(value):
-        return float(value)
-    return value
-
-
 def package_versions() -> dict:
     """Python and (if installed) torch/papermill versions, for run.json."""
     versions = {"python": platform.python_version()}
@@ -103,10 +84,40 @@ def package_versions() -> dict:
     return versions
 
 
+# code (fenced or inline) is left alone; math is $$display$$ or $inline$ (no space inside
+# the dollars, so "costs $5 and $6" stays text)
+_CODE = re.compile(r"(```.*?```|`[^`\n]*`)", re.S)
+_DISPLAY_MATH = re.compile(r"\$\$(.+?)\$\$", re.S)
+_INLINE_MATH = re.compile(r"(?<![\\$])\$(?![\s$])([^$\n]+?)(?<!\s)\$(?!\$)")
+
+
+def math_to_mathml(markdown: str) -> str:
+    """The markdown with its LaTeX formulas turned into MathML, which browsers draw without
+    MathJax: the HTML renderings load MathJax from a CDN, so offline they showed raw LaTeX.
+    A formula latex2mathml cannot read stays LaTeX (MathJax still draws it when online)."""
+    from latex2mathml.converter import convert
+
+    def replace(match, display: str) -> str:
+        try:
+            return convert(match.group(1).strip(), display=display)
+        except Exception:  # noqa: BLE001 - any parser error: keep the source
+            return match.group(0)
+
+    parts = _CODE.split(markdown)
+    for i in range(0, len(parts), 2):  # even parts are outside code
+        text = _DISPLAY_MATH.sub(lambda m: replace(m, "block"), parts[i])
+        parts[i] = _INLINE_MATH.sub(lambda m: replace(m, "inline"), text)
+    return "".join(parts)
+
+
 def write_html(ipynb_path: Path) -> Path:
-    """Render an executed notebook to HTML beside it."""
+    """Render an executed notebook to HTML beside it, formulas as MathML (readable offline)."""
     html_path = ipynb_path.with_suffix(".html")
-    body, _ = HTMLExporter().from_notebook_node(nbformat.read(ipynb_path, as_version=4))
+    nb = nbformat.read(ipynb_path, as_version=4)
+    for cell in nb.cells:
+        if cell.cell_type == "markdown":
+            cell.source = math_to_mathml(cell.source)
+    body, _ = HTMLExporter().from_notebook_node(nb)
     html_path.write_text(body, encoding="utf-8")
     return html_path
 
@@ -248,7 +259,7 @@ def list_notebooks(notebooks_dir: Path, only=None) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nbutils.run", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m nbutils.headless", description=__doc__.split("\n")[0])
     parser.add_argument("--profile", default="tiny", help="size profile passed as PROFILE (default: tiny)")
     parser.add_argument("--only", nargs="+", metavar="NN", help="run only these 2-digit prefixes")
     parser.add_argument("--out", type=Path, help="run folder (default: runs/<profile>-<timestamp>)")

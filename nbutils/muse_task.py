@@ -22,8 +22,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.express as px
 
-from ..profiles import Profile
-from .muse import ensure_muse_eval
+from .profiles import Profile
+from .evaluation.muse import ensure_muse_eval
 
 # methods that apply to raw text, in the workbook's order; IdkDPO, IdkNLL and AltPO prefer
 # other answers to forget *questions* and have none here
@@ -44,8 +44,8 @@ def task_name(corpus: str) -> str:
 
 def muse_model_paths(profile: Profile, corpus: str, methods=MUSE_METHODS) -> dict[str, Path]:
     """``{"target": ..., "retrain": ..., method: run folder}`` (trained if not cached)."""
-    from ..finetune import ensure_muse_model
-    from ..unlearning import ensure_unlearned
+    from .finetune import ensure_muse_model
+    from .unlearning import ensure_unlearned
     paths = {"target": ensure_muse_model(profile, corpus, "target"),
              "retrain": ensure_muse_model(profile, corpus, "retrain")}
     for m in methods:
@@ -75,8 +75,8 @@ def published_books_table() -> pd.DataFrame:
 
 def scalability_runs(profile: Profile, methods=None) -> dict[tuple[str, int], Path]:
     """Each method unlearning ``scal/forget_k`` (k = 1..4), each from the MUSE-News target."""
-    from ..unlearning import ensure_unlearned
-    from ..unlearning.tasks import UnlearningTask
+    from .unlearning import ensure_unlearned
+    from .unlearning.tasks import UnlearningTask
     methods = methods or profile.muse.scal_sust_methods
     return {(m, k): ensure_unlearned(profile, m, task=UnlearningTask("muse_news", f"scal/forget_{k}"))
             for m in methods for k in range(1, 5)}
@@ -84,8 +84,8 @@ def scalability_runs(profile: Profile, methods=None) -> dict[tuple[str, int], Pa
 
 def sustainability_runs(profile: Profile, methods=None) -> dict[tuple[str, int], Path]:
     """Each method unlearning ``sust/forget_1``, then ``forget_2`` from that result, and so on."""
-    from ..unlearning import ensure_unlearned
-    from ..unlearning.tasks import UnlearningTask
+    from .unlearning import ensure_unlearned
+    from .unlearning.tasks import UnlearningTask
     methods = methods or profile.muse.scal_sust_methods
     runs = {}
     for m in methods:
@@ -101,7 +101,7 @@ def criteria_frame(profile: Profile, runs: dict[tuple[str, int], Path], kind: st
                    sizes: dict[int, int] | None = None) -> pd.DataFrame:
     """Long table (method, k, [forget texts], metric, value) of the runs' MUSE-News numbers,
     with the target's (k = 0) and the retrain model's as reference rows."""
-    from ..finetune import ensure_muse_model
+    from .finetune import ensure_muse_model
     retrain = ensure_muse_eval(profile, ensure_muse_model(profile, "news", "retrain"),
                                f"retrain-{profile.name}", "news")
     target = ensure_muse_eval(profile, ensure_muse_model(profile, "news", "target"),

@@ -16,14 +16,14 @@ import numpy as np
 import pandas as pd
 import plotly.express as px
 
-from ..finetune import ensure_retain_model, ensure_target_model
-from ..paths import artifact_dir
-from ..profiles import Profile
-from .tofu import ensure_retain_eval, ensure_tofu_eval, eval_key
+from .finetune import ensure_retain_model, ensure_target_model
+from .paths import artifact_dir
+from .profiles import Profile
+from .evaluation.tofu import TofuEval, ensure_tofu_eval, eval_key
 
 # reading order of the methods, grouped by family (one notebook each)
-METHODS = ("gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "idknll", "idkdpo",
-           "altpo", "rmu", "undial", "task_vector", "whp", "whp_inference")
+LEADERBOARD_ORDER = ("gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "idknll", "idkdpo",
+                     "altpo", "rmu", "undial", "task_vector", "whp", "whp_inference")
 TOFU_COLUMNS = {"forget_quality": "forget quality", "model_utility": "model utility",
                 "forget_truth_ratio": "forget truth ratio", "forget_Q_A_Prob": "forget prob",
                 "forget_Q_A_ROUGE": "forget ROUGE-L", "extraction_strength": "extraction strength",
@@ -31,9 +31,18 @@ TOFU_COLUMNS = {"forget_quality": "forget quality", "model_utility": "model util
 MUSE_COLUMNS = ("VerbMem_f", "KnowMem_f", "PrivLeak", "KnowMem_r")
 
 
-def model_paths(profile: Profile, methods=METHODS, **method_kwargs) -> dict[str, Path]:
+def ensure_retain_eval(profile: Profile, progress: bool = True) -> TofuEval:
+    """The retain model's evaluation, with itself as the forget-quality reference (1.0):
+    the reference every other model of this profile is compared with."""
+    path = ensure_retain_model(profile)
+    ev = ensure_tofu_eval(profile, path, f"retain-{profile.name}-{profile.forget_split}",
+                          progress=progress)
+    return ev.with_reference(ev)
+
+
+def model_paths(profile: Profile, methods=LEADERBOARD_ORDER, **method_kwargs) -> dict[str, Path]:
     """``{"target": ..., "retain": ..., method: run folder}`` (trained if not cached)."""
-    from ..unlearning import ensure_unlearned
+    from .unlearning import ensure_unlearned
     paths = {"target": ensure_target_model(profile), "retain": ensure_retain_model(profile)}
     for m in methods:
         paths[m] = ensure_unlearned(profile, m, **method_kwargs.get(m, {}))
@@ -48,42 +57,60 @@ def tofu_evals(profile: Profile, paths: dict[str, Path], progress: bool = False)
             for name, path in paths.items()}
 
 
-def ensure_privacy_eval(profile: Profile, path: Path, name: str, retain: dict | None = None,
-                        verbmem_tokens: int | None = None, knowmem_tokens: int | None = None) -> dict:
-    """MIA AUCs on TOFU forget vs holdout QA and MUSE's four numbers, cached per model.
+PRIVACY_EVAL_VERSION = 2  # 2: the whole MIA and MUSE results (ROC curves, scores, generations)
 
-    ``retain`` is the retain model's result of this function (its AUCs are the PrivLeak
-    baseline); for the retain model itself pass nothing: its PrivLeak is 0 by definition.
+
+def ensure_privacy_eval(profile: Profile, path: Path, name: str, retain: dict | None = None,
+                        reference: Path | None = None, verbmem_tokens: int | None = None,
+                        knowmem_tokens: int | None = None) -> dict:
+    """Membership inference on TOFU forget vs holdout QA and MUSE's metrics of one model,
+    computed once and cached: what notebook 08 teaches and the leaderboard tabulates.
+
+    Returns ``{"mia": ..., "muse": ..., "tofu_privleak": ...}``: ``mia`` is
+    :func:`~nbutils.evaluation.mia.mia_suite`'s result (AUC, ROC curve and per-item scores of
+    every attack; the reference attack too when ``reference``, a checkpoint folder, usually the
+    retain model, is given); ``muse`` is :func:`~nbutils.evaluation.muse.evaluate_muse`'s (the
+    four numbers, the MIA AUC and the generations behind them). ``retain`` is the retain
+    model's result of this function: its AUCs are the PrivLeak baseline (for the retain model
+    itself pass nothing: its PrivLeak is 0 by definition).
     """
-    from ..models.loading import load_model_and_tokenizer
-    from .mia import mia_suite, privleak
-    from .muse import evaluate_muse
+    from .evaluation.mia import mia_suite, privleak
+    from .evaluation.muse import evaluate_muse
+    from .models.loading import load_model_and_tokenizer
     v_tok = verbmem_tokens or min(128, profile.max_new_tokens)
     k_tok = knowmem_tokens or min(32, profile.max_new_tokens)
-    key = eval_key(profile, path) | {"verbmem_tokens": v_tok, "knowmem_tokens": k_tok}
+    key = eval_key(profile, path) | {"verbmem_tokens": v_tok, "knowmem_tokens": k_tok,
+                                     "reference": None if reference is None else eval_key(profile, reference),
+                                     "privacy_version": PRIVACY_EVAL_VERSION}
     folder = artifact_dir("eval", f"{name}-privacy", key)
     cached = folder / "PRIVACY_EVAL.json"
     if cached.exists():
         result = json.loads(cached.read_text())
     else:
         model, tok = load_model_and_tokenizer(str(path), profile)
-        mia = mia_suite(model, tok, profile)
+        ref_model = load_model_and_tokenizer(str(reference), profile)[0] if reference is not None else None
+        mia = mia_suite(model, tok, profile, reference_model=ref_model)
         muse = evaluate_muse(model, tok, profile, verbmem_tokens=v_tok, knowmem_tokens=k_tok)
-        result = {"mia_auc": mia["auc"], "muse": {k: muse.get(k) for k in
-                                                  ("VerbMem_f", "KnowMem_f", "KnowMem_r", "auc")},
+        result = {"mia": mia, "muse": {k: v for k, v in muse.items() if k != "PrivLeak"},
                   "precision": muse["settings"]["precision"]}
-        cached.write_text(json.dumps(result, indent=2, default=float))
-        del model
+        tmp = cached.with_name(cached.name + ".tmp")
+        tmp.write_text(json.dumps(result, default=float))
+        tmp.replace(cached)
+        del model, ref_model
     base = retain or result
     result = dict(result)
-    result["tofu_privleak"] = privleak(result["mia_auc"]["min_k"], base["mia_auc"]["min_k"])
+    result["tofu_privleak"] = privleak(result["mia"]["auc"]["min_k"], base["mia"]["auc"]["min_k"])
     result["muse"] = dict(result["muse"], PrivLeak=privleak(result["muse"]["auc"], base["muse"]["auc"]))
     return result
 
 
 def privacy_evals(profile: Profile, paths: dict[str, Path]) -> dict:
+    """:func:`ensure_privacy_eval` of every model in ``paths`` (which holds ``retain``): PrivLeak
+    against the retain model, which is also every other model's reference-attack model."""
     retain = ensure_privacy_eval(profile, paths["retain"], f"retain-{profile.name}")
-    return {name: ensure_privacy_eval(profile, path, f"{name}-{profile.name}", retain=retain)
+    return {name: retain if name == "retain" else
+            ensure_privacy_eval(profile, path, f"{name}-{profile.name}", retain=retain,
+                                reference=paths["retain"])
             for name, path in paths.items()}
 
 
@@ -113,7 +140,6 @@ def summary_table(evals: dict) -> pd.DataFrame:
     """One row per model, *every* metric its log holds (the TOFU_SUMMARY.json values): ours,
     or any log in open-unlearning's layout, its extra metrics included. ``evals``: name ->
     :class:`TofuEval` (or a path to a ``TOFU_EVAL.json`` / its folder)."""
-    from .tofu import TofuEval
     rows = {}
     for name, ev in evals.items():
         ev = ev if isinstance(ev, TofuEval) else TofuEval.load(ev)
@@ -135,9 +161,10 @@ def muse_table(privacy: dict) -> pd.DataFrame:
 def whp_evals(profile: Profile) -> dict[str, dict]:
     """Familiarity and general MC accuracy of the Harry Potter baseline and its WHP models
     (fine-tuned and inference-time), each evaluated once and cached."""
-    from ..models.loading import ensure_base_model
-    from ..unlearning.whp import ensure_whp_inference, ensure_whp_model
-    from .whp import ensure_whp_eval
+    from .models.loading import ensure_base_model
+    from .unlearning.whp import ensure_whp_inference
+    from .whp_experiment import ensure_whp_model
+    from .evaluation.whp import ensure_whp_eval
     paths = {"baseline": ensure_base_model(profile), "whp": ensure_whp_model(profile),
              "whp_inference": ensure_whp_inference(profile)}
     return {name: ensure_whp_eval(profile, path, f"{name}-hp-{profile.name}") for name, path in paths.items()}
@@ -192,7 +219,7 @@ def checkpoint_trajectory(profile: Profile, method: str, run_dir: Path, referenc
                           max_points: int | None = None) -> pd.DataFrame:
     """Forget quality and model utility at the ``checkpoint-<step>`` folders of a run
     (``max_points`` evenly spaced ones, the last always included)."""
-    from ..unlearning import checkpoints
+    from .unlearning import checkpoints
     ckpts = evenly_spaced(checkpoints(run_dir), max_points)
     final_step = json.loads((Path(run_dir) / "unlearning.json").read_text()).get("steps") \
         if (Path(run_dir) / "unlearning.json").exists() else None
@@ -219,7 +246,7 @@ def revision_trajectory(profile: Profile, source: str, reference, label: str | N
     by :func:`nbutils.publishing.export_run`) or the subfolders of a run folder. Each revision
     gets the batched TOFU evaluation, cached by repo, revision and commit; the frame has the
     columns of :func:`checkpoint_trajectory`, so both plot alike."""
-    from ..models.hub import checkpoint_revisions
+    from .models.hub import checkpoint_revisions
     revisions = evenly_spaced(revisions or checkpoint_revisions(source), max_points)
     label = label or str(source).rstrip("/").split("/")[-1]
     rows = []

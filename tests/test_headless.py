@@ -8,7 +8,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from nbutils import readme, run
+from nbutils import headless, readme
+from nbutils.profiles import parse_params
 
 
 def _write_notebook(path, title, goal, code_cells):
@@ -45,21 +46,21 @@ def _outputs_text(path):
 
 
 def test_parse_params():
-    assert run.parse_params(["A=3", "B=1e-4", "C=hello", "D=[1, 2]", "E=true", "F=a=b", "G=3E5", "H=1.5e3x"]) == {
+    assert parse_params(["A=3", "B=1e-4", "C=hello", "D=[1, 2]", "E=true", "F=a=b", "G=3E5", "H=1.5e3x"]) == {
         "A": 3, "B": 1e-4, "G": 3e5, "H": "1.5e3x", "C": "hello", "D": [1, 2], "E": True, "F": "a=b"}
     with pytest.raises(ValueError):
-        run.parse_params(["no_equals_sign"])
+        parse_params(["no_equals_sign"])
 
 
 def test_find_notebooks_only(toy_dir):
-    assert [p.name for p in run.find_notebooks(toy_dir)] == [
+    assert [p.name for p in headless.find_notebooks(toy_dir)] == [
         "01_hello.ipynb", "02_fail.ipynb", "03_after.ipynb"]
-    assert [p.stem for p in run.find_notebooks(toy_dir, only=["03", 1])] == ["01_hello", "03_after"]
+    assert [p.stem for p in headless.find_notebooks(toy_dir, only=["03", 1])] == ["01_hello", "03_after"]
 
 
 def test_success_only_params_record(toy_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    result = run.run_notebooks(profile="small", only=["01", "03"], out_dir=out,
+    result = headless.run_notebooks(profile="small", only=["01", "03"], out_dir=out,
                                parameters={"EXTRA": [1, 2]}, notebooks_dir=toy_dir, record=True)
     assert result.ok and result.out_dir == out
     assert [nb.name for nb in result.notebooks] == ["01_hello", "03_after"]
@@ -92,16 +93,16 @@ def test_headless_runs_are_not_interactive(tmp_path):
     nb = nbformat.read(nb_dir / "01_plain.ipynb", as_version=4)
     nb.cells[1].source += "\nINTERACTIVE = True"
     nbformat.write(nb, nb_dir / "02_widgets.ipynb")
-    assert run.notebook_parameters(nb_dir / "01_plain.ipynb", {"PROFILE": "tiny"}) == {"PROFILE": "tiny"}
-    assert run.notebook_parameters(nb_dir / "02_widgets.ipynb", {"PROFILE": "tiny"}) == {
+    assert headless.notebook_parameters(nb_dir / "01_plain.ipynb", {"PROFILE": "tiny"}) == {"PROFILE": "tiny"}
+    assert headless.notebook_parameters(nb_dir / "02_widgets.ipynb", {"PROFILE": "tiny"}) == {
         "INTERACTIVE": False, "PROFILE": "tiny"}
-    assert run.notebook_parameters(nb_dir / "02_widgets.ipynb", {"INTERACTIVE": True}) == {
+    assert headless.notebook_parameters(nb_dir / "02_widgets.ipynb", {"INTERACTIVE": True}) == {
         "INTERACTIVE": True}
 
 
 def test_failure_stops_run(toy_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    code = run.main(["--notebooks-dir", str(toy_dir), "--out", str(out), "--record",
+    code = headless.main(["--notebooks-dir", str(toy_dir), "--out", str(out), "--record",
                      "-p", "EXTRA=5"])
     assert code == 1
     printed = capsys.readouterr().out
@@ -124,18 +125,18 @@ def test_failure_stops_run(toy_dir, tmp_path, capsys):
 
 
 def test_failure_api(toy_dir, tmp_path):
-    result = run.run_notebooks(only=["02"], out_dir=tmp_path / "r", notebooks_dir=toy_dir)
+    result = headless.run_notebooks(only=["02"], out_dir=tmp_path / "r", notebooks_dir=toy_dir)
     assert not result.ok
     assert result.notebooks[0].status == "failed" and "ValueError: boom" in result.notebooks[0].error
 
 
 def test_list_and_bad_usage(toy_dir, capsys):
-    assert run.main(["--list", "--notebooks-dir", str(toy_dir), "--only", "01"]) == 0
+    assert headless.main(["--list", "--notebooks-dir", str(toy_dir), "--only", "01"]) == 0
     printed = capsys.readouterr().out
     assert "01_hello.ipynb" in printed and "PROFILE" in printed and "EXTRA" in printed
     assert "02_fail" not in printed
-    assert run.main(["--notebooks-dir", str(toy_dir), "--only", "99"]) == 2
-    assert run.main(["--notebooks-dir", str(toy_dir), "-p", "oops"]) == 2
+    assert headless.main(["--notebooks-dir", str(toy_dir), "--only", "99"]) == 2
+    assert headless.main(["--notebooks-dir", str(toy_dir), "-p", "oops"]) == 2
 
 
 def test_notebook_table(toy_dir, tmp_path):
@@ -168,3 +169,17 @@ def test_update_readme(toy_dir, tmp_path):
 def test_readme_without_markers(toy_dir, tmp_path, capsys):
     assert readme.main(["--readme", str(tmp_path / "nope.md"), "--notebooks-dir", str(toy_dir)]) == 0
     assert "| 01 |" in capsys.readouterr().out
+
+
+def test_html_renderings_draw_formulas_without_mathjax(tmp_path):
+    """Offline, MathJax (a CDN script) never loads: formulas must already be MathML."""
+    nb = new_notebook(cells=[new_markdown_cell(
+        "# Loss\nNPO: $\\mathcal{L} = -\\frac{2}{\\beta}\\log\\sigma(x)$, code `$keep$`, "
+        "costs $5 and $6.\n\n$$\\sum_i x_i$$\n\n```\n$not math$\n```")])
+    path = tmp_path / "01_math.ipynb"
+    nbformat.write(nb, path)
+    html = headless.write_html(path).read_text()
+    body = html[html.index("<body"):]
+    assert body.count("<math") == 2 and 'display="block"' in body
+    assert "\\frac" not in body and "\\sum" not in body  # no raw LaTeX left to read
+    assert "$keep$" in body and "$not math$" in body and "costs $5 and $6" in body

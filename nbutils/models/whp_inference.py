@@ -23,9 +23,14 @@ from transformers import DynamicCache, LogitsProcessorList
 from transformers.generation.logits_process import (TemperatureLogitsWarper, TopKLogitsWarper,
                                                     TopPLogitsWarper)
 
-from .labels import generic_logits
 
 CONFIG_FILE = "whp_inference.json"
+
+
+def generic_logits(v_base: torch.Tensor, v_reinforced: torch.Tensor, alpha: float) -> torch.Tensor:
+    """``v_base - alpha * ReLU(v_reinforced - v_base)``: only logits the reinforcement raised
+    are pushed down (the paper's equation; MUSE's inference-time WHP uses it alone, alpha 1)."""
+    return v_base - alpha * torch.relu(v_reinforced - v_base)
 
 
 class WHPInferenceModel(torch.nn.Module):
@@ -39,7 +44,7 @@ class WHPInferenceModel(torch.nn.Module):
 
     @classmethod
     def from_folder(cls, folder, profile, **load_kwargs) -> "WHPInferenceModel":
-        from ...models.loading import load_model
+        from .loading import load_model
         spec = json.loads((Path(folder) / CONFIG_FILE).read_text())
         base = load_model(spec["base"], profile, **load_kwargs)
         reinforced = load_model(spec["reinforced"], profile, **load_kwargs)

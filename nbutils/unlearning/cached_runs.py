@@ -15,19 +15,19 @@ import shutil
 from dataclasses import asdict, replace
 from pathlib import Path
 
-import torch
 import torch.distributed as dist
 from transformers import TrainingArguments
 
 from ..data.tofu import load_idk_pool
 from ..finetune import apply_lora, save_finetuned
 from ..models.loading import load_model, load_tokenizer
-from ..models.precision import compute_dtype, resolve_precision, trainer_precision
+from ..models.precision import compute_dtype, resolve_precision
+from ..models.training import device_arguments, quiet_logging
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
 from .tasks import UnlearningTask, as_task
-from .trainer import (CheckpointMetadata, quiet_logging, UnlearnTrainer, UnlearningCollator, UnlearningContext,
+from .trainer import (CheckpointMetadata, UnlearnTrainer, UnlearningCollator, UnlearningContext,
                       UnlearningDataset, encode_rows, frozen_copy, method_metadata, sequence_logprobs)
 
 
@@ -72,8 +72,9 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     task = as_task(task)
     start = str(start or task.start_model(profile))
     task.check_applicable(method)
-    if hasattr(method, "unlearn"):  # methods that are not a training loss (task vectors)
-        return method.unlearn(profile, start, out_dir, task)
+    built = method.unlearn(profile, start, out_dir, task)  # methods that are not a training loss
+    if built is not None:
+        return built
     u = profile.unlearn
     max_length = task.max_length(profile)
     tokenizer = load_tokenizer(start, profile)
@@ -107,7 +108,7 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
     if u.lora:
         model = apply_lora(model, profile, load_in_4bit=u.load_in_4bit)
         context.model = model
-    names = method.trainable_parameter_names(model) if hasattr(method, "trainable_parameter_names") else None
+    names = method.trainable_parameter_names(model)
     if names is not None:
         # on a LoRA run only adapters can train: the method's modules keep theirs, the rest freeze
         trainable = {n for n, p in model.named_parameters() if p.requires_grad}
@@ -126,10 +127,8 @@ def unlearn(profile: Profile, method: UnlearningMethod, out_dir: Path, start: st
         weight_decay=u.weight_decay, lr_scheduler_type="linear",
         warmup_steps=int(round(u.warmup_epochs * steps_per_epoch)),
         logging_steps=1, save_strategy="steps", save_steps=u.save_steps or steps_per_epoch,
-        save_only_model=True, **trainer_precision(profile), report_to=[], seed=profile.seed,
+        save_only_model=True, **device_arguments(profile), report_to=[], seed=profile.seed,
         dataloader_num_workers=0, remove_unused_columns=False,
-        # pinned memory only speeds up copies to a GPU (on CPU torch warns every epoch)
-        dataloader_pin_memory=torch.cuda.is_available(),
     )
     name = out_dir.name
     # processing_class: every checkpoint-<step> carries the tokenizer, so it loads on its own

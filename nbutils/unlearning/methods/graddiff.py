@@ -7,7 +7,7 @@ answers, keeping the model's whole retain distribution where the starting model 
 from dataclasses import dataclass
 
 from ..base import MethodConfig, register
-from .grad_ascent import GradAscent
+from .gradascent import GradAscent
 
 
 @dataclass(frozen=True)

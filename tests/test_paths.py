@@ -1,0 +1,63 @@
+"""The cache keys everything else depends on: a key must change when what made an artifact
+changes, and must not when nothing did (or a rerun would retrain, or reuse a stale model)."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from nbutils.paths import artifact_dir, cache_root, checkpoint_identity, config_key
+
+
+@dataclass(frozen=True)
+class Recipe:
+    learning_rate: float = 1e-3
+    epochs: int = 5
+
+
+def test_cache_root_is_the_environment_variable(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path / "cache"))
+    assert cache_root() == tmp_path / "cache" and (tmp_path / "cache").is_dir()
+
+
+def test_config_key_is_stable_and_sensitive():
+    assert config_key({"a": 1, "b": [1, 2]}) == config_key({"b": [1, 2], "a": 1})  # key order
+    assert config_key(Recipe()) == config_key({"learning_rate": 1e-3, "epochs": 5})  # dataclass = its fields
+    assert config_key(Recipe()) != config_key(Recipe(learning_rate=2e-3))
+    assert config_key(Recipe()) != config_key(Recipe(epochs=4))
+    assert len(config_key(Recipe())) == 10 and len(config_key(Recipe(), length=16)) == 16
+    # hashed, not Python's per-process hash(): the same key in every process and session
+    assert config_key({"a": 1}) == "f9d86028c6"
+
+
+def test_artifact_dir_names_the_config_and_keeps_the_first_config_file(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
+    folder = artifact_dir("models", "target-tiny", Recipe())
+    assert folder == tmp_path / "models" / f"target-tiny-{config_key(Recipe())}"
+    assert json.loads((folder / "config.json").read_text()) == {"epochs": 5, "learning_rate": 1e-3}
+    assert artifact_dir("models", "target-tiny", Recipe()) == folder  # same config, same folder
+    assert artifact_dir("models", "target-tiny", Recipe(epochs=1)) != folder
+
+
+def test_checkpoint_identity_changes_when_the_weights_do(tmp_path):
+    ckpt = tmp_path / "ckpt"
+    ckpt.mkdir()
+    (ckpt / "model.safetensors").write_bytes(b"0" * 10)
+    (ckpt / "config.json").write_text("{}")
+    (ckpt / "notes.txt").write_text("not part of the model")
+    path, files = checkpoint_identity(ckpt)
+    assert path == str(ckpt.resolve()) and [f[0] for f in files] == ["config.json", "model.safetensors"]
+    assert checkpoint_identity(ckpt) == (path, files)  # nothing changed
+    (ckpt / "notes.txt").write_text("edited")
+    assert checkpoint_identity(ckpt) == (path, files)  # not a weight or config file
+    (ckpt / "model.safetensors").write_bytes(b"1" * 12)  # retrained: other size
+    assert checkpoint_identity(ckpt)[1] != files
+    stat = (ckpt / "model.safetensors").stat()
+    files = checkpoint_identity(ckpt)[1]
+    os.utime(ckpt / "model.safetensors", ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # same size, rewritten
+    assert checkpoint_identity(ckpt)[1] != files
+
+
+def test_a_hub_id_is_its_own_identity():
+    assert checkpoint_identity("open-unlearning/some-model") == ("open-unlearning/some-model", None)
