@@ -6,8 +6,13 @@ Layout (one module per concept):
 - ``data``       the fictitious world, TOFU and MUSE splits, probe sets, loading + validation
 - ``models``     loading (tiny from scratch, SmolLM2 wheel, hub), prompt formats
 - ``finetune``   target and retain models through transformers' Trainer
+- ``unlearning`` every method, the UnlearnTrainer, cached runs
 - ``evaluation`` generation and metrics
-- ``run``        headless execution of every notebook with papermill
+- above them, what composes training and evaluation: ``leaderboard``, ``teaching``,
+  ``muse_task``, ``whp_experiment``, ``robustness``, ``probing``, ``publishing``, and
+  ``headless`` (every notebook executed with papermill)
+
+Each part imports only from the parts listed before it (``tests/test_layers.py``).
 """
 
 from .notebook_setup import setup_notebook

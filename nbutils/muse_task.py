@@ -42,13 +42,23 @@ def task_name(corpus: str) -> str:
     return f"muse_{corpus}"
 
 
-def muse_model_paths(profile: Profile, corpus: str, methods=MUSE_METHODS) -> dict[str, Path]:
-    """``{"target": ..., "retrain": ..., method: run folder}`` (trained if not cached)."""
+def muse_methods(profile: Profile) -> tuple[str, ...]:
+    """The methods this profile runs on the MUSE task (``profile.muse.methods``; all of
+    :data:`MUSE_METHODS` when it names none)."""
+    unknown = sorted(set(profile.muse.methods) - set(MUSE_METHODS))
+    if unknown:
+        raise ValueError(f"muse.methods {unknown} cannot run on raw text; choose from {list(MUSE_METHODS)}")
+    return tuple(profile.muse.methods) or MUSE_METHODS
+
+
+def muse_model_paths(profile: Profile, corpus: str, methods=None) -> dict[str, Path]:
+    """``{"target": ..., "retrain": ..., method: run folder}`` (trained if not cached) for
+    ``methods``, by default the profile's (:func:`muse_methods`)."""
     from .finetune import ensure_muse_model
     from .unlearning import ensure_unlearned
     paths = {"target": ensure_muse_model(profile, corpus, "target"),
              "retrain": ensure_muse_model(profile, corpus, "retrain")}
-    for m in methods:
+    for m in muse_methods(profile) if methods is None else methods:
         paths[m] = ensure_unlearned(profile, m, task=task_name(corpus))
     return paths
 

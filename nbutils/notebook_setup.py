@@ -42,7 +42,10 @@ def setup_notebook(profile: str = "tiny", overrides: dict | None = None, seed: i
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*TypedStorage.*")
-    for name in ("transformers", "datasets", "accelerate", "peft"):
+    # bitsandbytes (imported by peft and transformers) warns on every import on CPUs with
+    # AVX512-BF16 that the optional `kernels` package, a fused 4-bit kernel fetched from the
+    # hub, is missing; its own CPU path runs instead, so there is nothing for a student to do
+    for name in ("transformers", "datasets", "accelerate", "peft", "bitsandbytes"):
         logging.getLogger(name).setLevel(logging.ERROR)
     try:
         import transformers, datasets

@@ -102,7 +102,13 @@ class UnlearningCollator:
 
 @torch.no_grad()
 def sequence_logprobs(model, feats, pad_token_id: int, batch_size: int = 32) -> list[float]:
-    """``S(a|q)`` of each feature under ``model`` (one pass, before training)."""
+    """``S(a|q)`` of each feature under ``model`` (one pass, before training).
+
+    Every probability the evaluation, WHP and the probing app report goes through
+    :func:`nbutils.evaluation.scoring.score_encoded`; the trainer scores with the loss's own
+    path instead (:meth:`UnlearningMethod.answer_logits` and :func:`losses.sequence_logprob`),
+    so that a cached ``S_ref`` equals the first step's ``S_θ`` bit for bit (NPO and DPO start
+    at exactly ``(2/β) log 2``)."""
     collate = UnlearningCollator(pad_token_id)
     device = next(model.parameters()).device
     was_training = model.training
