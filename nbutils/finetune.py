@@ -25,8 +25,8 @@ from .data.tofu import ensure_tofu_source, load_tofu, synthetic_data_key
 from .models.loading import ensure_base_model, load_model, load_tokenizer
 from .models.precision import resolve_precision
 from .models.prompts import answer_window, encode_qa
-from .models.training import device_arguments, quiet_logging
-from .paths import artifact_dir
+from .models.training import device_arguments, quiet_logging, resumable_checkpoint
+from .paths import artifact_dir, is_complete
 from .profiles import Profile
 
 
@@ -138,8 +138,9 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None,
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=collator(tokenizer), processing_class=tokenizer)
     quiet_logging(trainer)
-    resume = any(work.glob("checkpoint-*")) if work.exists() else False
-    trainer.train(resume_from_checkpoint=resume or None)
+    # the newest complete checkpoint of an interrupted run (a half-written one is removed)
+    resume = resumable_checkpoint(work)
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
         save_finetuned(trainer.model, tokenizer, base, profile, output_dir)
         (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
@@ -190,7 +191,7 @@ def _model_key(profile: Profile, split: str) -> dict:
 def ensure_finetuned(profile: Profile, split: str, name: str) -> Path:
     """The model finetuned on TOFU ``split``, trained once and cached by config."""
     out = artifact_dir("models", name, _model_key(profile, split))
-    if not (out / "DONE").exists():
+    if not is_complete(out):
         rows = list(load_tofu(profile, split))
         if profile.replay_pretraining:
             from .data.pretrain import probe_items
@@ -251,7 +252,7 @@ def ensure_muse_model(profile: Profile, corpus: str = "news", role: str = "targe
            "pretrain": profile.pretrain if profile.model == "tiny" else None,
            "precision": resolve_precision(profile.precision)}
     out = artifact_dir("models", f"muse-{corpus}-{role}-{profile.name}", key)
-    if not (out / "DONE").exists():
+    if not is_complete(out):
         feats = muse_training_features(profile, corpus, MUSE_TRAINING_SPLITS[role],
                                        load_tokenizer(base, profile))
         finetune(ft_profile, None, out, features=feats)

@@ -58,3 +58,33 @@ def checkpoint_identity(model_path) -> tuple[str, list | None]:
     files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir()
                    if f.suffix in (".safetensors", ".bin", ".json") and f.is_file())
     return str(path.resolve()), files
+
+
+def unreadable_weights(folder) -> list[str]:
+    """The ``*.safetensors`` files of ``folder`` that cannot be read whole (truncated by a
+    killed write, or corrupted): safetensors checks that its header covers the file exactly."""
+    from safetensors import safe_open
+    broken = []
+    for f in sorted(Path(folder).glob("*.safetensors")):
+        try:
+            with safe_open(str(f), "pt"):
+                pass
+        except Exception as error:  # noqa: BLE001 - any read failure means: do not use it
+            broken.append(f"{f.name} ({type(error).__name__}: {error})")
+    return broken
+
+
+def is_complete(folder, marker: str = "DONE") -> bool:
+    """Whether the artifact in ``folder`` was finished (its ``marker`` file, written last) and
+    its weights still read whole. A marked artifact whose weights broke since is reported,
+    unmarked and so rebuilt by its ``ensure_*`` function, never loaded."""
+    folder = Path(folder)
+    if not (folder / marker).exists():
+        return False
+    broken = unreadable_weights(folder)
+    if broken:
+        import warnings
+        warnings.warn(f"{folder}: {', '.join(broken)}; the cached artifact is rebuilt", stacklevel=2)
+        (folder / marker).unlink()
+        return False
+    return True

@@ -18,6 +18,7 @@ from nbutils import finetune as ft_module
 from nbutils.finetune import (QADataset, collator, ensure_retain_model, ensure_target_model,
                               training_log)
 from nbutils.models.loading import ensure_base_model, load_model, load_tokenizer
+from nbutils.paths import artifact_dir
 from nbutils.profiles import get_profile
 
 
@@ -233,3 +234,41 @@ def test_load_model_refuses_pickle_weights(micro_profile, micro_overrides, micro
     loaded = load_model(str(folder), trusting)
     for k, v in model.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
+
+
+def _truncate(path: Path, keep: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
+
+
+def test_a_truncated_cached_model_is_reported_and_rebuilt(micro_overrides):
+    """Issue 14, bug 3: a DONE marker no longer vouches for weights that broke since."""
+    p = get_profile("tiny", {**micro_overrides, "finetune.weight_decay": 0.02})
+    path = Path(ensure_target_model(p))
+    _truncate(path / "model.safetensors")
+    with pytest.warns(UserWarning, match="model.safetensors.*rebuilt"):
+        again = Path(ensure_target_model(p))
+    assert again == path and (path / "DONE").exists()
+    read_safetensors(path)  # whole again
+
+
+def test_a_half_written_checkpoint_does_not_block_the_rerun(micro_overrides, monkeypatch):
+    """Issue 14, bug 2: a run killed while saving leaves a truncated checkpoint; the rerun
+    must not resume from it (SafetensorError on every rerun) but from what is whole."""
+    p = get_profile("tiny", {**micro_overrides, "finetune.weight_decay": 0.03})
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed before the final save")
+
+    with monkeypatch.context() as m:
+        m.setattr(ft_module, "save_finetuned", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            ensure_target_model(p)
+    out = artifact_dir("models", f"target-{p.name}", ft_module._model_key(p, "full"))
+    work = out / "trainer"
+    assert not (out / "DONE").exists() and any(work.glob("checkpoint-*")), "the killed run left checkpoints"
+    newest = max(work.glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[-1]))
+    _truncate(next(newest.glob("*.safetensors")))
+    path = Path(ensure_target_model(p))
+    assert (path / "DONE").exists() and not (path / "trainer").exists()
+    read_safetensors(path)

@@ -297,6 +297,44 @@ def test_nonfinite_loss_stops_with_last_good_checkpoint(start, run_profile, monk
         assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
+def test_a_diverged_step_that_saved_nan_weights_is_not_named_good(start, run_profile, monkeypatch):
+    """Issue 14, bug 1: step 2's loss is finite but its gradient is not, so checkpoint-2 holds
+    NaN weights before step 3's loss shows it; the error must name checkpoint-1."""
+    from nbutils.unlearning.methods.graddiff import GradDiff, GradDiffConfig
+
+    class NaNGradient(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            return x.clone()
+
+        @staticmethod
+        def backward(ctx, grad):
+            return grad * float("nan")
+
+    class DivergesAtSecondStep(GradDiff):
+        name = "diverges_at_second_step_test"
+        config_cls = GradDiffConfig
+        calls = 0
+
+        def forget_loss(self, model, batch, context):
+            type(self).calls += 1
+            loss = super().forget_loss(model, batch, context)
+            return NaNGradient.apply(loss) if type(self).calls == 2 else loss
+
+    get_method("npo")
+    monkeypatch.setitem(METHOD_REGISTRY, DivergesAtSecondStep.name, DivergesAtSecondStep)
+    profile = run_profile(**{"unlearn.batch_size": 1, "unlearn.save_steps": 1})  # 3 steps
+    with pytest.raises(NonFiniteLossError) as err:
+        ensure_unlearned(profile, DivergesAtSecondStep.name, start=start)
+    msg = str(err.value)
+    assert "step 3" in msg and "checkpoint-1" in msg, msg
+    named = Path(re.search(r"Last good checkpoint: (\S+)", msg).group(1))
+    from transformers import AutoModelForCausalLM
+    assert all(torch.isfinite(p).all() for p in AutoModelForCausalLM.from_pretrained(str(named)).parameters())
+    nan_ckpt = named.parent / "checkpoint-2"  # the diverged step's save, still there to inspect
+    assert not all(torch.isfinite(p).all() for p in AutoModelForCausalLM.from_pretrained(str(nan_ckpt)).parameters())
+
+
 # --- LoRA: the disabled-adapter base is the reference ---------------------------------------------
 @pytest.mark.parametrize("method_name", ["undial", "graddiff_kl"])
 def test_lora_run_uses_disabled_adapters_as_reference(start, micro_profile, run_profile, monkeypatch,

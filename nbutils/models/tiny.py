@@ -20,7 +20,7 @@ from transformers import (DataCollatorForLanguageModeling, LlamaConfig, LlamaFor
                           PreTrainedTokenizerFast, Trainer, TrainingArguments)
 
 from ..data.world import WORLD_VERSION
-from ..paths import artifact_dir
+from ..paths import artifact_dir, unreadable_weights
 from ..profiles import Profile
 from .prompts import encode_qa
 from .training import device_arguments
@@ -85,7 +85,11 @@ def ensure_tiny_base(profile: Profile):
            "harry_potter": harry_potter_key(profile), "version": 2}
     out = artifact_dir("models", "tiny-base", key)
     if (out / "model.safetensors").exists():
-        return out
+        broken = unreadable_weights(out)
+        if not broken:
+            return out
+        import warnings
+        warnings.warn(f"{out}: {', '.join(broken)}; the tiny base is trained again", stacklevel=2)
     tokenizer = train_tokenizer(tokenizer_corpus(profile), profile.tiny_arch.vocab_size)
     model = build_tiny_model(profile, tokenizer)
     pre = profile.pretrain

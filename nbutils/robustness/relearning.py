@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..finetune import finetune
-from ..paths import artifact_dir, checkpoint_identity, config_key
+from ..paths import artifact_dir, checkpoint_identity, config_key, is_complete
 from ..profiles import Profile
 from .probes import author_groups
 
@@ -73,7 +73,7 @@ def ensure_relearned(profile: Profile, model_path, name: str, data: str, rows: l
            "rows": config_key(rows) if data == "forget" else config_key(texts),
            "finetune": ft_profile.finetune, "seed": profile.seed, "version": 1}
     out = artifact_dir("robustness", f"{name}-relearn-{data}", key)
-    if not (out / "DONE").exists():
+    if not is_complete(out):
         if data == "forget":
             finetune(ft_profile, rows, out, base=str(model_path))
         else:

@@ -23,7 +23,7 @@ from ..finetune import apply_lora, save_finetuned
 from ..models.loading import load_model, load_tokenizer
 from ..models.precision import compute_dtype, resolve_precision
 from ..models.training import device_arguments, quiet_logging
-from ..paths import artifact_dir
+from ..paths import artifact_dir, is_complete
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
 from .tasks import UnlearningTask, as_task
@@ -197,7 +197,7 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
         key["task"] = task.data_key(profile)
     key |= {section: getattr(profile, section) for section in method.profile_sections}
     out = artifact_dir("unlearn", run_name(profile, method, task), key)
-    if not (out / "DONE").exists():
+    if not is_complete(out):
         if _main_process():
             for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
                 shutil.rmtree(old)

@@ -31,6 +31,7 @@ from transformers import Trainer, TrainerCallback
 
 from ..models.precision import autocast
 from ..models.prompts import encode_qa
+from ..models.training import checkpoint_problem, checkpoints_newest_first
 from . import losses
 from .base import UnlearningMethod
 
@@ -190,12 +191,13 @@ class UnlearnTrainer(Trainer):
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         loss, parts = self.method.loss(model, inputs, self.context)
         if not torch.isfinite(loss):  # global_step counts the optimiser steps already done
-            last = sorted(Path(self.args.output_dir).glob("checkpoint-*"),
-                          key=lambda p: int(p.name.split("-")[-1]))
+            # the step that diverged may have saved its NaN weights before this loss showed it
+            good = next((c for c in checkpoints_newest_first(self.args.output_dir)
+                         if checkpoint_problem(c, finite=True) is None), None)
             raise NonFiniteLossError(
                 f"{self.method.name}: the loss became {loss.item()} at step {self.state.global_step + 1} "
                 f"(parts {parts}). Lower the learning rate or check the batch. Last good checkpoint: "
-                f"{last[-1] if last else 'none yet (the starting model is unchanged)'}")
+                f"{good or 'none (the starting model is unchanged)'}")
         for k, v in parts.items():
             self._parts.setdefault(k, []).append(v)
         return (loss, None) if return_outputs else loss
