@@ -393,3 +393,39 @@ def test_local_folder_never_served_from_a_stale_datasets_cache(tmp_path, tiny_pr
     assert [dict(r) for r in load_tofu(_hub_profile(b), "full")] == built["full"][3:5]
     write_hub_layout({"full": built["full"][7:11]}, a, "a, edited")
     assert [dict(r) for r in load_tofu(_hub_profile(a), "full")] == built["full"][7:11]
+
+
+def _raw_case(tmp_path, tiny_profile, config, text):
+    """A hub-layout folder whose ``config`` file holds ``text`` as it is."""
+    built = build_tofu_configs(tiny_profile)
+    folder = write_hub_layout({config: built[config][:3]}, tmp_path / "raw", "raw")
+    (folder / f"{config}.json").write_text(text, encoding="utf-8")
+    with pytest.raises(DataValidationError) as err:
+        load_tofu(_hub_profile(folder), config)
+    return str(err.value), folder
+
+
+def test_an_empty_data_file_is_named(tmp_path, tiny_profile):
+    """Issue 14, bug 4: an empty file raised a bare StopIteration."""
+    msg, folder = _raw_case(tmp_path, tiny_profile, "full", "")
+    assert str(folder / "full.json") in msg and "empty" in msg
+
+
+def test_a_malformed_json_line_is_named_with_its_line(tmp_path, tiny_profile):
+    """Issue 14, bug 4: a broken line surfaced as datasets' DatasetGenerationError (no file, no split)."""
+    good = json.dumps(build_tofu_configs(tiny_profile)["full"][0])
+    msg, folder = _raw_case(tmp_path, tiny_profile, "full", f"{good}\n{good}\n{{'question': oops\n{good}\n")
+    assert str(folder / "full.json") in msg and "'full'" in msg and "line 3" in msg
+
+
+def test_a_broken_muse_file_is_named(tmp_path, tiny_profile):
+    """The same for MUSE's layout (``<config>/<split>.json``)."""
+    from nbutils.data.muse import ensure_muse_source
+    import shutil
+    folder = tmp_path / "muse"
+    shutil.copytree(ensure_muse_source(tiny_profile, "news"), folder)
+    (folder / "raw" / "forget.json").write_text('{"text": "fine"}\n{"text": broken\n', encoding="utf-8")
+    with pytest.raises(DataValidationError) as err:
+        load_muse(tiny_profile, "raw", "forget", source=str(folder))
+    msg = str(err.value)
+    assert str(folder / "raw" / "forget.json") in msg and "line 2" in msg and "'forget'" in msg

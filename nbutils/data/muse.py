@@ -31,12 +31,13 @@ from __future__ import annotations
 import json
 import random
 import re
+from pathlib import Path
 
 import datasets
 
 from ..paths import artifact_dir
 from ..profiles import Profile
-from .tofu import DataValidationError, forget_author_counts, local_load_kwargs
+from .tofu import DataValidationError, forget_author_counts, json_lines_problem, local_load_kwargs
 from .world import WORLD_VERSION, generate_world
 
 MUSE_FIELDS = {"raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
@@ -261,7 +262,13 @@ def load_muse(profile: Profile, config: str, split: str, source: str | None = No
     source = source or muse_source(profile, corpus)
     if config not in MUSE_FIELDS:
         raise DataValidationError(f"{source}: unknown MUSE config {config!r}; use one of {sorted(MUSE_FIELDS)}")
-    ds = datasets.load_dataset(source, config, split=split, **local_load_kwargs(source))
+    try:
+        ds = datasets.load_dataset(source, config, split=split, **local_load_kwargs(source))
+    except (ValueError, StopIteration, datasets.exceptions.DatasetGenerationError) as err:
+        problem = json_lines_problem(Path(source) / config / f"{split}.json")
+        if problem:  # a local file we can point at; a hub dataset's error stays as it is
+            raise DataValidationError(f"{problem} (config {config!r}, split {split!r})") from err
+        raise
     missing = [f for f in MUSE_FIELDS[config] if f not in ds.column_names]
     if missing:
         raise DataValidationError(

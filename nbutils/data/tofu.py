@@ -140,15 +140,38 @@ def load_tofu(profile: Profile, config: str) -> datasets.Dataset:
     source = ensure_tofu_source(profile)
     try:
         ds = datasets.load_dataset(source, config, split="train", **local_load_kwargs(source))
-    except ValueError as err:
-        if "BuilderConfig" in str(err) or "not found" in str(err):
+    except (ValueError, StopIteration, datasets.exceptions.DatasetGenerationError) as err:
+        if isinstance(err, ValueError) and ("BuilderConfig" in str(err) or "not found" in str(err)):
             raise DataValidationError(
                 f"{source}: no config {config!r}. Configs are named like full, forget10, "
                 f"retain90, forget10_perturbed, retain_perturbed, holdout10, "
                 f"real_authors_perturbed, world_facts_perturbed.") from err
+        problem = json_lines_problem(Path(source) / f"{config}.json")
+        if problem:  # a local file we can point at; a hub dataset's error stays as it is
+            raise DataValidationError(f"{problem} (split {config!r})") from err
         raise
     validate_rows(ds, config, where=f"{source}/{config}.json")
     return ds
+
+
+def json_lines_problem(path: Path) -> str | None:
+    """What makes a JSON-lines data file unreadable (empty, or its first line that is not one
+    JSON object), naming the file and line; ``None`` when it reads, or is not a local file."""
+    if not path.is_file():
+        return None
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not text.strip():
+        return f"{path}: the file is empty; each line must be one JSON object (a row)"
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as error:
+            return f"{path}, line {number}: not valid JSON ({error.msg} at column {error.colno})"
+        if not isinstance(row, dict):
+            return f"{path}, line {number}: a row must be a JSON object, got {type(row).__name__}"
+    return None
 
 
 def validate_rows(rows, config: str, where: str) -> None:
