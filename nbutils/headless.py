@@ -28,7 +28,7 @@ import papermill
 from nbconvert import HTMLExporter
 from papermill.exceptions import PapermillExecutionError
 
-from .profiles import parse_params
+from .profiles import get_profile, parse_params
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_GLOB = "[0-9][0-9]_*.ipynb"
@@ -225,6 +225,7 @@ def run_notebooks(profile="tiny", only=None, out_dir=None, parameters=None,
     paths = find_notebooks(notebooks_dir, only)
     if not paths:
         raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} (only={only}) in {notebooks_dir}")
+    check_run(paths, profile, parameters or {})
     started = datetime.now()
     out_dir = Path(out_dir or REPO_ROOT / "runs" / f"{profile}-{started:%Y%m%d-%H%M%S}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -247,8 +248,24 @@ def run_notebooks(profile="tiny", only=None, out_dir=None, parameters=None,
     return result
 
 
+def check_run(paths: list[Path], profile: str, parameters: dict) -> None:
+    """Refuse a run before its first notebook starts: a parameter no selected notebook declares
+    (``-p PROFIL=smol`` would otherwise warn and run minutes of ``tiny``), or a profile (with
+    its ``OVERRIDES``) that does not resolve."""
+    declared = set().union(*(papermill.inspect_notebook(str(p)) for p in paths))
+    unknown = sorted(set(parameters) - declared)
+    if unknown:
+        raise ValueError(f"unknown parameter(s) {unknown}; these notebooks declare {sorted(declared)}")
+    try:
+        get_profile(profile, parameters.get("OVERRIDES") or None)
+    except (KeyError, TypeError) as err:
+        raise ValueError(str(err).strip('"')) from err
+
+
 def list_notebooks(notebooks_dir: Path, only=None) -> None:
     """Print each notebook with the parameters papermill finds in it."""
+    if not find_notebooks(notebooks_dir, only):
+        raise FileNotFoundError(f"no notebooks matching {NOTEBOOK_GLOB} (only={only}) in {notebooks_dir}")
     for path in find_notebooks(notebooks_dir, only):
         print(path.name)
         for name, info in papermill.inspect_notebook(str(path)).items():
@@ -276,10 +293,10 @@ def main(argv=None) -> int:
     """CLI entry point; returns the exit code (0 ok, 1 a notebook failed, 2 bad usage)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.list:
-        list_notebooks(args.notebooks_dir, args.only)
-        return 0
     try:
+        if args.list:
+            list_notebooks(args.notebooks_dir, args.only)
+            return 0
         params = parse_params(args.param)
         result = run_notebooks(profile=args.profile, only=args.only, out_dir=args.out,
                                parameters=params, notebooks_dir=args.notebooks_dir,

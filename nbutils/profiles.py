@@ -454,7 +454,45 @@ def _set_in_dict(d: dict, path: list[str], value, full_key: str) -> dict:
     return out
 
 
+# ranges of the numeric settings, by the end of their name: a value outside fails at once,
+# before any data or model is built (0 epochs would write a "done" run of 0 steps)
+_POSITIVE = ("epochs", "learning_rate", "batch_size", "gradient_accumulation_steps", "max_length",
+             "block_length", "max_new_tokens", "verbmem_tokens", "knowmem_tokens", "vocab_size",
+             "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
+             "num_key_value_heads", "max_position_embeddings", "lora_r", "lora_alpha",
+             "eval_points", "n_authors", "qa_per_author", "trajectory_points")
+_ZERO_MEANS_DEFAULT = {"muse.unlearn_batch_size", "unlearn.save_steps", "whp.corpus_passages",
+                       "muse.books_passages", "unlearn.probe_examples"}
+_FRACTIONS = {"finetune.lora_dropout": (0.0, 1.0, "[0, 1)"), "robustness.relearn_fraction": (0.0, 1.0, "(0, 1)")}
+
+
+def _numeric_settings(obj, prefix: str = ""):
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value):
+            yield from _numeric_settings(value, f"{prefix}{f.name}.")
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            yield f"{prefix}{f.name}", value
+
+
+def _check_ranges(p: Profile) -> None:
+    for key, value in _numeric_settings(p):
+        if key == "seed":
+            continue
+        if key in _FRACTIONS:
+            low, high, shown = _FRACTIONS[key]
+            ok = (low <= value < high) if shown.startswith("[") else (low < value < high)
+            if not ok:
+                raise ValueError(f"{key} must be in {shown}, got {value!r}")
+        elif key.endswith("warmup_epochs") or key in _ZERO_MEANS_DEFAULT or not key.endswith(_POSITIVE):
+            if value < 0:
+                raise ValueError(f"{key} must not be negative, got {value!r}")
+        elif value <= 0:
+            raise ValueError(f"{key} must be positive, got {value!r}")
+
+
 def _validate(p: Profile) -> None:
+    _check_ranges(p)
     if p.forget_split not in ("forget01", "forget05", "forget10"):
         raise ValueError(f"forget_split must be forget01, forget05 or forget10, got {p.forget_split!r}")
     if p.precision not in ("auto", "fp32", "bf16"):

@@ -14,7 +14,7 @@ from nbutils.profiles import parse_params
 
 def _write_notebook(path, title, goal, code_cells):
     """A notebook: a markdown intro, a `parameters` cell, then ``code_cells``."""
-    params = new_code_cell('PROFILE = "tiny"\nEXTRA = None')
+    params = new_code_cell('PROFILE = "tiny"\nOVERRIDES = {}\nEXTRA = None')
     params.metadata["tags"] = ["parameters"]
     intro = new_markdown_cell(f"# {title}\n\nSome words.\n\n**Goal:** {goal}")
     nb = new_notebook(cells=[intro, params, *[new_code_cell(src) for src in code_cells]])
@@ -28,7 +28,7 @@ def toy_dir(tmp_path):
     nb_dir = tmp_path / "notebooks"
     nb_dir.mkdir()
     _write_notebook(nb_dir / "01_hello.ipynb", "Hello", "say hello", [
-        'print(f"profile={PROFILE} extra={EXTRA!r}")\nassert PROFILE in ("tiny", "small")',
+        'print(f"profile={PROFILE} extra={EXTRA!r}")\nassert PROFILE in ("tiny", "smol")',
     ])
     _write_notebook(nb_dir / "02_fail.ipynb", "Fail | loudly", "break", [
         "x = 1",
@@ -60,26 +60,26 @@ def test_find_notebooks_only(toy_dir):
 
 def test_success_only_params_record(toy_dir, tmp_path, capsys):
     out = tmp_path / "run"
-    result = headless.run_notebooks(profile="small", only=["01", "03"], out_dir=out,
+    result = headless.run_notebooks(profile="smol", only=["01", "03"], out_dir=out,
                                parameters={"EXTRA": [1, 2]}, notebooks_dir=toy_dir, record=True)
     assert result.ok and result.out_dir == out
     assert [nb.name for nb in result.notebooks] == ["01_hello", "03_after"]
     for name in ("01_hello", "03_after"):
         assert (out / f"{name}.ipynb").exists() and (out / f"{name}.html").exists()
     assert not (out / "02_fail.ipynb").exists()
-    assert "profile=small extra=[1, 2]" in _outputs_text(out / "01_hello.ipynb")
-    assert "after small" in _outputs_text(out / "03_after.ipynb")
+    assert "profile=smol extra=[1, 2]" in _outputs_text(out / "01_hello.ipynb")
+    assert "after smol" in _outputs_text(out / "03_after.ipynb")
 
     summary = json.loads((out / "run.json").read_text())
-    assert summary["profile"] == "small" and summary["ok"] is True
-    assert summary["parameters"] == {"PROFILE": "small", "EXTRA": [1, 2]}
+    assert summary["profile"] == "smol" and summary["ok"] is True
+    assert summary["parameters"] == {"PROFILE": "smol", "EXTRA": [1, 2]}
     assert "python" in summary["versions"] and summary["started"]
     assert [(n["name"], n["status"]) for n in summary["notebooks"]] == [
         ("01_hello", "ok"), ("03_after", "ok")]
     assert all(n["seconds"] >= 0 for n in summary["notebooks"]) and summary["total_seconds"] > 0
 
     timings = json.loads((toy_dir / "timings.json").read_text())
-    assert set(timings) == {"small"} and set(timings["small"]) == {"01_hello", "03_after"}
+    assert set(timings) == {"smol"} and set(timings["smol"]) == {"01_hello", "03_after"}
     printed = capsys.readouterr().out
     assert "[1/2] 01_hello ... ok in" in printed and "[2/2] 03_after ... ok in" in printed
 
@@ -137,6 +137,19 @@ def test_list_and_bad_usage(toy_dir, capsys):
     assert "02_fail" not in printed
     assert headless.main(["--notebooks-dir", str(toy_dir), "--only", "99"]) == 2
     assert headless.main(["--notebooks-dir", str(toy_dir), "-p", "oops"]) == 2
+
+
+def test_bad_runs_are_refused_before_the_first_notebook(toy_dir, tmp_path, capsys):
+    """Issue 14: a misspelt parameter ran minutes of tiny with a warning; a bad profile or
+    override, or an --only that matches nothing, now stop at once with exit code 2."""
+    out = tmp_path / "never"
+    for argv, expected in ((["-p", "PROFIL=smol"], "unknown parameter(s) ['PROFIL']"),
+                           (["--profile", "smoll"], "smoll"),
+                           (["-p", "OVERRIDES={unlearn.epochs: 0}"], "unlearn.epochs must be positive"),
+                           (["--list", "--only", "99"], "no notebooks matching")):
+        assert headless.main(["--notebooks-dir", str(toy_dir), "--out", str(out), *argv]) == 2, argv
+        assert expected in capsys.readouterr().err, argv
+        assert not out.exists()
 
 
 def test_notebook_table(toy_dir, tmp_path):

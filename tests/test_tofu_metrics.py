@@ -269,6 +269,22 @@ def test_retain_model_against_itself_and_cached_evaluations(micro_profile, micro
     assert ensure_tofu_eval(micro_profile, path, "target", progress=False)["forget_quality"] is None
 
 
+@pytest.mark.parametrize("damage", ["delete", "truncate"])
+def test_a_damaged_cached_evaluation_is_computed_again(micro_profile, micro_target, damage):
+    """Issue 14: a cached evaluation missing its TOFU_EVAL.json raised FileNotFoundError."""
+    from nbutils.evaluation.tofu import artifact_dir_for_eval, ensure_tofu_eval
+    path, _, _ = micro_target
+    first = ensure_tofu_eval(micro_profile, path, "damaged", progress=False)
+    log = artifact_dir_for_eval(micro_profile, path, "damaged") / EVAL_FILE
+    if damage == "delete":
+        log.unlink()
+    else:
+        log.write_text(log.read_text()[:100])
+    with pytest.warns(UserWarning, match="computed again"):
+        again = ensure_tofu_eval(micro_profile, path, "damaged", progress=False)
+    assert again.summary == first.summary and log.exists()
+
+
 def test_benchmark_runs_and_agrees(micro_overrides):
     bench = _load_bench()
     result = bench.main(overrides=micro_overrides, repeats=1, verbose=False)

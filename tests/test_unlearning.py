@@ -398,3 +398,30 @@ def test_every_method_runs(start, run_profile, method_name):
     base, tuned = read_safetensors(start), read_safetensors(out)
     assert set(tuned) == set(base)
     assert any(not torch.equal(base[k], tuned[k]) for k in base)  # the weights moved
+
+
+# --- the command line checks what it is given before it builds anything (issue 14, bug 6) ----
+@pytest.mark.parametrize("argv, expected", [
+    (["--method", "bogus"], "available: ["),
+    (["--method", "npo", "--hparam", "beta=abc"], "beta='abc' must be float"),
+    (["--method", "npo", "--hparam", "betta=0.1"], "npo has ['alpha', 'beta'"),
+    (["--method", "npo", "--hparam", "beta=0"], "beta must be positive"),
+    (["--method", "npo", "--override", "unlearn.epochs=0"], "unlearn.epochs must be positive"),
+    (["--method", "idkdpo", "--task", "muse_news"], "does not apply to muse_news"),
+])
+def test_cli_refuses_bad_input_before_building_anything(argv, expected, tmp_path, monkeypatch, capsys):
+    from nbutils.unlearning.__main__ import main
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
+    with pytest.raises(SystemExit) as stop:
+        main(argv)
+    assert stop.value.code == 2
+    assert expected in capsys.readouterr().err
+    assert not any((tmp_path / kind).exists() for kind in ("data", "models", "unlearn")), "built something first"
+
+
+def test_method_configs_check_their_ranges():
+    with pytest.raises(ValueError, match="alpha .* must not be negative"):
+        get_method("graddiff", alpha=-1.0)
+    with pytest.raises(ValueError, match="n_alternates=2.5 must be int"):
+        get_method("altpo", n_alternates=2.5)
+    assert get_method("rmu").config.retain_loss == "activations"  # a method's own retain loss is valid

@@ -181,9 +181,8 @@ def ensure_tofu_eval(profile: Profile, model_path, name: str, reference=None,
     ``reference`` on every call (cheap)."""
     from ..models.loading import load_model, load_tokenizer
     folder = artifact_dir_for_eval(profile, model_path, name, revision)
-    if (folder / SUMMARY_FILE).exists():
-        ev = TofuEval.load(folder)
-    else:
+    ev = _load_cached(folder)
+    if ev is None:
         model = load_model(str(model_path), profile, load_in_4bit=False, revision=revision)
         tokenizer = load_tokenizer(str(model_path), profile, revision)
         ev = evaluate_tofu(model, tokenizer, profile, progress=progress)
@@ -192,6 +191,20 @@ def ensure_tofu_eval(profile: Profile, model_path, name: str, reference=None,
         ev.save(folder)
         del model
     return ev.with_reference(reference) if reference is not None else ev
+
+
+def _load_cached(folder: Path) -> TofuEval | None:
+    """The evaluation cached in ``folder``, or ``None`` when it is missing or damaged (a log
+    deleted or cut short): then it is computed again, never half-read."""
+    if not (folder / SUMMARY_FILE).exists():  # written last: no summary, no complete save
+        return None
+    try:
+        return TofuEval.load(folder)
+    except (OSError, ValueError) as error:  # a missing TOFU_EVAL.json, or broken JSON
+        import warnings
+        warnings.warn(f"{folder}: the cached evaluation cannot be read ({error}); it is computed again",
+                      stacklevel=3)
+        return None
 
 
 def artifact_dir_for_eval(profile: Profile, model_path, name: str, revision: str | None = None) -> Path:

@@ -53,15 +53,18 @@ def main(argv=None):
 
     from ..data.tofu import load_tofu
     from ..profiles import get_profile
-    from .cached_runs import ensure_unlearned
+    from .cached_runs import ensure_unlearned, method_for
     from .tasks import UnlearningTask
 
+    # everything a user typed is checked before any data or model is built (minutes on a
+    # fresh cache): the profile and its overrides, the method, its hyperparameters, the task
     try:
         overrides, hparams = parse_params(args.override), parse_params(args.hparam)
         task = UnlearningTask(args.task, args.forget)
-    except ValueError as e:
-        parser.error(str(e))
-    profile = get_profile(args.profile, overrides)
+        profile = get_profile(args.profile, overrides)
+        task.check_applicable(method_for(task.profile_for(profile), args.method, **hparams))
+    except (ValueError, KeyError, TypeError) as e:
+        parser.error(str(e).strip('"'))
     if int(os.environ.get("WORLD_SIZE", 1)) > 1 and not torch.cuda.is_available():
         os.environ.setdefault("ACCELERATE_USE_CPU", "true")  # CPU processes (gloo); the Trainer reads it too
     state = PartialState(cpu=os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes"))

@@ -17,6 +17,10 @@ A method declares what it needs and the trainer provides it:
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
+
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -40,7 +44,34 @@ def get_method(name: str, **hparams) -> "UnlearningMethod":
     if key not in METHOD_REGISTRY:
         raise KeyError(f"unknown unlearning method {name!r}; available: {sorted(METHOD_REGISTRY)}")
     cls = METHOD_REGISTRY[key]
-    return cls(cls.config_cls(**hparams))
+    return cls(make_config(cls, hparams))
+
+
+def make_config(cls, hparams: dict) -> "MethodConfig":
+    """``cls``'s config from ``hparams``, checked first: names (the valid ones listed), types
+    (a number where the default is one) and ranges (:meth:`MethodConfig.check`)."""
+    config_cls = cls.config_cls
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    unknown = sorted(set(hparams) - set(fields))
+    if unknown:
+        raise ValueError(f"{cls.name}: unknown hyperparameter(s) {unknown}; {cls.name} has "
+                         f"{sorted(fields)}")
+    hints = typing.get_type_hints(config_cls)
+    for name, value in hparams.items():
+        expected = hints[name]
+        union = typing.get_origin(expected) in (typing.Union, types.UnionType)
+        # list[str] | None -> (list, NoneType): the container is what can be checked
+        allowed = tuple(typing.get_origin(t) or t for t in (typing.get_args(expected) if union else (expected,)))
+        numbers = (int, float) if float in allowed else (int,) if int in allowed else ()
+        ok = (value is None and type(None) in allowed) or (
+            numbers and isinstance(value, numbers) and not isinstance(value, bool)) or (
+            not numbers and any(isinstance(value, t) for t in allowed if isinstance(t, type)))
+        if not ok:
+            raise ValueError(f"{cls.name}: hyperparameter {name}={value!r} must be "
+                             f"{' or '.join(getattr(t, '__name__', str(t)) for t in allowed)}")
+    config = config_cls(**hparams)
+    config.check(cls.name)
+    return config
 
 
 @dataclass(frozen=True)
@@ -50,6 +81,24 @@ class MethodConfig:
     retain_loss: str = "nll"  # "nll", "kl" or "none"
     learning_rate: float | None = None  # a method's own published lr (else the profile's)
     epochs: float | None = None  # a method's own published epochs (else the profile's)
+
+    def check(self, method: str) -> None:
+        """Ranges every method shares; a method's config adds its own by extending this."""
+        for name in ("gamma", "alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{method}: {name} (a loss weight) must not be negative, got {getattr(self, name)!r}")
+        for name in ("learning_rate", "epochs"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ValueError(f"{method}: {name} must be positive, got {value!r}")
+        # the shared retain losses, or the method's own (RMU's "activations")
+        choices = sorted({"nll", "kl", "none", type(self).__dataclass_fields__["retain_loss"].default})
+        if self.retain_loss not in choices:
+            raise ValueError(f"{method}: retain_loss must be one of {choices}, got {self.retain_loss!r}")
+        for name in ("beta", "temperature"):  # temperatures of sigmoids and softmaxes
+            value = getattr(self, name, None)
+            if value is not None and value <= 0:
+                raise ValueError(f"{method}: {name} must be positive, got {value!r}")
 
 
 class UnlearningMethod:
