@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainingArguments
 
-from .data.tofu import ensure_tofu_source, load_tofu, synthetic_data_key
+from .data.tofu import check_splits, ensure_tofu_source, load_tofu, synthetic_data_key
 from .models.loading import ensure_base_model, load_model, load_tokenizer
 from .models.precision import resolve_precision
 from .models.prompts import answer_window, encode_qa
@@ -192,6 +192,7 @@ def ensure_finetuned(profile: Profile, split: str, name: str) -> Path:
     """The model finetuned on TOFU ``split``, trained once and cached by config."""
     out = artifact_dir("models", name, _model_key(profile, split))
     if not is_complete(out):
+        check_splits(profile)  # before training on data whose splits do not fit together
         rows = list(load_tofu(profile, split))
         if profile.replay_pretraining:
             from .data.pretrain import probe_items

@@ -429,3 +429,40 @@ def test_a_broken_muse_file_is_named(tmp_path, tiny_profile):
         load_muse(tiny_profile, "raw", "forget", source=str(folder))
     msg = str(err.value)
     assert str(folder / "raw" / "forget.json") in msg and "line 2" in msg and "'forget'" in msg
+
+
+def _split_case(tmp_path, tiny_profile, mutate):
+    """Every config of a small world, mutated, as a hub-layout folder; check_splits's error."""
+    from nbutils.data.tofu import check_splits
+    configs = copy.deepcopy(build_tofu_configs(tiny_profile))
+    mutate(configs)
+    folder = write_hub_layout(configs, tmp_path / "splits", "splits")
+    with pytest.raises(DataValidationError) as err:
+        check_splits(get_profile("tiny", {"data_source": "hub", "hub_dataset": str(folder)}))
+    return str(err.value)
+
+
+def test_our_splits_fit_together(tiny_profile):
+    from nbutils.data.tofu import check_splits
+    check_splits(tiny_profile)
+    check_splits(get_profile("tiny", {"forget_split": "forget01"}))
+
+
+def test_splits_that_do_not_fit_together_are_named(tmp_path, tiny_profile):
+    """Issue 14, bug 5: such data loaded silently and gave meaningless forget quality."""
+    def stranger_in_forget(c):
+        c["forget10"][0] = {"question": "Who is nobody?", "answer": "Nobody."}
+    msg = _split_case(tmp_path / "a", tiny_profile, stranger_in_forget)
+    assert "'forget10' are not in 'full'" in msg and "Who is nobody?" in msg
+
+    def author_in_both(c):
+        c["retain90"].append(c["forget10"][0])
+    assert "in both 'forget10' and 'retain90'" in _split_case(tmp_path / "b", tiny_profile, author_in_both)
+
+    def perturbed_elsewhere(c):
+        c["forget10_perturbed"][0] = dict(c["forget10_perturbed"][0], question="Something else?")
+    assert "does not ask the questions" in _split_case(tmp_path / "c", tiny_profile, perturbed_elsewhere)
+
+    def holdout_trained_on(c):
+        c["holdout10"][0] = dict(c["full"][0])
+    assert "'holdout10' are in 'full'" in _split_case(tmp_path / "d", tiny_profile, holdout_trained_on)

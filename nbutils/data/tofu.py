@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections import Counter
 from pathlib import Path
 
 import datasets
@@ -152,6 +153,57 @@ def load_tofu(profile: Profile, config: str) -> datasets.Dataset:
         raise
     validate_rows(ds, config, where=f"{source}/{config}.json")
     return ds
+
+
+_CHECKED_SPLITS: set = set()
+
+
+def check_splits(profile: Profile) -> None:
+    """The relations between TOFU's configs that the metrics rely on, checked once per data
+    source and forget split: the forget and retain splits partition ``full``; the perturbed
+    forget config asks the forget questions; ``retain_perturbed`` asks retain questions; the
+    holdout authors (membership inference's non-members) are not in ``full``. Raises
+    :class:`DataValidationError` naming the configs and one offending question."""
+    source = ensure_tofu_source(profile)
+    pct = profile.forget_split.removeprefix("forget")
+    key = (source, profile.forget_split, json.dumps(local_load_kwargs(source), sort_keys=True))
+    if key in _CHECKED_SPLITS:
+        return
+
+    def pairs(config):
+        return [(r["question"], r["answer"]) for r in load_tofu(profile, config)]
+
+    def fail(what: str, example) -> None:
+        raise DataValidationError(f"{source}: {what}, e.g. question {example[0]!r}")
+    full, forget, retain = pairs("full"), pairs(profile.forget_split), pairs(profile.retain_split)
+    in_full = set(full)
+    for name, rows in ((profile.forget_split, forget), (profile.retain_split, retain)):
+        outside = [r for r in rows if r not in in_full]
+        if outside:
+            fail(f"{len(outside)} row(s) of {name!r} are not in 'full'", outside[0])
+    both = set(forget) & set(retain)
+    if both:
+        fail(f"{len(both)} row(s) are in both {profile.forget_split!r} and {profile.retain_split!r}",
+             next(iter(both)))
+    neither = in_full - set(forget) - set(retain)
+    if neither:
+        fail(f"{len(neither)} row(s) of 'full' are in neither {profile.forget_split!r} nor "
+             f"{profile.retain_split!r} (they must partition it)", next(iter(neither)))
+    perturbed = Counter(q for q, _ in pairs(f"{profile.forget_split}_perturbed"))
+    if perturbed != Counter(q for q, _ in forget):
+        odd = (perturbed - Counter(q for q, _ in forget)) or (Counter(q for q, _ in forget) - perturbed)
+        fail(f"'{profile.forget_split}_perturbed' does not ask the questions of "
+             f"{profile.forget_split!r}", (next(iter(odd)),))
+    retain_questions = {q for q, _ in retain}
+    stray = [(q,) for q, _ in pairs("retain_perturbed") if q not in retain_questions]
+    if stray:
+        fail(f"{len(stray)} question(s) of 'retain_perturbed' are not retain questions", stray[0])
+    full_questions = {q for q, _ in full}
+    leaked = [(q,) for q, _ in pairs(f"holdout{pct}") if q in full_questions]
+    if leaked:
+        fail(f"{len(leaked)} question(s) of 'holdout{pct}' are in 'full': holdout authors must "
+             "be ones no model trained on", leaked[0])
+    _CHECKED_SPLITS.add(key)
 
 
 def json_lines_problem(path: Path) -> str | None:

@@ -112,6 +112,8 @@ def evaluate_tofu(model, tokenizer, profile: Profile, reference=None, progress: 
     retain model, trained and evaluated once); ``None`` leaves forget quality empty, as
     open-unlearning does without retain logs.
     """
+    from ..data.tofu import check_splits
+    check_splits(profile)  # forget quality and MIA mean nothing on splits that do not fit
     batch_size = batch_size or profile.eval_batch_size
     results: dict[str, dict] = {}
     sizes, seconds = {}, {"scoring": 0.0, "generation": 0.0}
