@@ -14,7 +14,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parents[1] / "nbutils"
 
 LAYERS = {
-    "profiles": 0, "paths": 0, "plots": 0,
+    "profiles": 0, "paths": 0, "plots": 0, "hub_access": 0,
     "data": 1,
     "models": 2,
     "finetune": 3,

@@ -35,6 +35,7 @@ from pathlib import Path
 
 import datasets
 
+from ..hub_access import require_hub
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .tofu import DataValidationError, forget_author_counts, json_lines_problem, local_load_kwargs
@@ -209,6 +210,7 @@ def muse_source(profile: Profile, corpus: str = "news") -> str:
     if corpus not in CORPORA:
         raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
     if profile.data_source == "hub":
+        require_hub(HUB_SOURCES[corpus], "dataset", "data_source")
         return HUB_SOURCES[corpus]
     return ensure_muse_source(profile, corpus)
 

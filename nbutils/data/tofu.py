@@ -16,6 +16,7 @@ from pathlib import Path
 
 import datasets
 
+from ..hub_access import require_hub
 from ..paths import artifact_dir
 from ..profiles import Profile
 from .world import WORLD_VERSION, generate_world, load_resource
@@ -107,6 +108,7 @@ def synthetic_data_key(profile: Profile) -> dict:
 def ensure_tofu_source(profile: Profile) -> str:
     """The ``load_dataset`` source for this profile: the hub id, or our generated folder."""
     if profile.data_source == "hub":
+        require_hub(profile.hub_dataset, "dataset", "hub_dataset")  # seconds, not a 30 s timeout
         return profile.hub_dataset
     folder = artifact_dir("data", "tofu-synthetic", synthetic_data_key(profile))
     if not (folder / "README.md").exists():

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from ..hub_access import require_hub
 from ..profiles import Profile
 from .precision import compute_dtype
 
@@ -58,6 +59,7 @@ def hub_arguments(path: str, revision: str | None) -> tuple[str, dict]:
         if commit is None:
             raise FileNotFoundError(f"{path}: no revision {revision or 'main'!r} in the local hub cache")
         return str(cache_repo_folder(path) / "snapshots" / commit), {}
+    require_hub(path, "model")  # a clear error in seconds when it cannot be downloaded
     kwargs = {"revision": revision} if revision else {}
     if hub_offline():
         kwargs["local_files_only"] = True
