@@ -26,7 +26,7 @@ from .models.loading import ensure_base_model, load_model, load_tokenizer
 from .models.precision import resolve_precision
 from .models.prompts import answer_window, encode_qa
 from .models.training import device_arguments, quiet_logging, resumable_checkpoint
-from .paths import artifact_dir, is_complete
+from .paths import artifact_dir, building, is_complete, mark_complete
 from .profiles import Profile
 
 
@@ -144,9 +144,9 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None,
     if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
         save_finetuned(trainer.model, tokenizer, base, profile, output_dir)
         (output_dir / "log_history.json").write_text(json.dumps(trainer.state.log_history, indent=1))
-        # weights are in place: mark done last, then drop the resumable checkpoints
-        (output_dir / "DONE").write_text("ok\n")
+        # weights are in place: drop the resumable checkpoints, then mark done (last)
         shutil.rmtree(work, ignore_errors=True)
+        mark_complete(output_dir)
     trainer.accelerator.wait_for_everyone()
     return output_dir
 
@@ -191,16 +191,17 @@ def _model_key(profile: Profile, split: str) -> dict:
 def ensure_finetuned(profile: Profile, split: str, name: str) -> Path:
     """The model finetuned on TOFU ``split``, trained once and cached by config."""
     out = artifact_dir("models", name, _model_key(profile, split))
-    if not is_complete(out):
-        check_splits(profile)  # before training on data whose splits do not fit together
-        rows = list(load_tofu(profile, split))
-        if profile.replay_pretraining:
-            from .data.pretrain import probe_items
-            rows += [{"question": x["question"], "answer": x["answer"]} for x in probe_items(profile)]
-        if profile.replay_general_knowledge:
-            from .data.pretrain import held_out_probe_items
-            rows += [{"question": x["question"], "answer": x["answer"]} for x in held_out_probe_items(profile)]
-        finetune(profile, rows, out)
+    with building(out):  # a second process wanting it waits, then reuses it
+        if not is_complete(out):
+            check_splits(profile)  # before training on data whose splits do not fit together
+            rows = list(load_tofu(profile, split))
+            if profile.replay_pretraining:
+                from .data.pretrain import probe_items
+                rows += [{"question": x["question"], "answer": x["answer"]} for x in probe_items(profile)]
+            if profile.replay_general_knowledge:
+                from .data.pretrain import held_out_probe_items
+                rows += [{"question": x["question"], "answer": x["answer"]} for x in held_out_probe_items(profile)]
+            finetune(profile, rows, out)
     return out
 
 
@@ -253,10 +254,11 @@ def ensure_muse_model(profile: Profile, corpus: str = "news", role: str = "targe
            "pretrain": profile.pretrain if profile.model == "tiny" else None,
            "precision": resolve_precision(profile.precision)}
     out = artifact_dir("models", f"muse-{corpus}-{role}-{profile.name}", key)
-    if not is_complete(out):
-        feats = muse_training_features(profile, corpus, MUSE_TRAINING_SPLITS[role],
-                                       load_tokenizer(base, profile))
-        finetune(ft_profile, None, out, features=feats)
+    with building(out):
+        if not is_complete(out):
+            feats = muse_training_features(profile, corpus, MUSE_TRAINING_SPLITS[role],
+                                           load_tokenizer(base, profile))
+            finetune(ft_profile, None, out, features=feats)
     return out
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from contextlib import contextmanager
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
@@ -74,17 +75,80 @@ def unreadable_weights(folder) -> list[str]:
     return broken
 
 
-def is_complete(folder, marker: str = "DONE") -> bool:
-    """Whether the artifact in ``folder`` was finished (its ``marker`` file, written last) and
-    its weights still read whole. A marked artifact whose weights broke since is reported,
-    unmarked and so rebuilt by its ``ensure_*`` function, never loaded."""
+MARKER = "DONE"  # written last, as a manifest: {"files": {name: bytes}, "key": config key}
+_UNLISTED = {MARKER, "config.json", ".lock"}  # the key file, the lock, and itself
+
+
+def mark_complete(folder) -> None:
+    """Declare the artifact in ``folder`` finished: its ``DONE`` manifest lists every file
+    (top level; a run's resumable ``trainer/`` folder is gone by then) with its size, and the
+    folder's config key. Written last, and atomically: a crash leaves no manifest at all."""
     folder = Path(folder)
-    if not (folder / marker).exists():
-        return False
+    files = {f.name: f.stat().st_size for f in sorted(folder.iterdir())
+             if f.is_file() and f.name not in _UNLISTED}
+    key = folder.name.rsplit("-", 1)[-1]
+    tmp = folder / f".{MARKER}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps({"files": files, "key": key}, indent=1))
+    os.replace(tmp, folder / MARKER)
+
+
+def completeness_problem(folder) -> str | None:
+    """Why the artifact in ``folder`` cannot be used, or ``None``: no manifest (never
+    finished), a listed file missing or of another size than written, or a weight file that
+    does not read whole. (A manifest of the workbook before manifests, ``ok``, vouches for
+    the weights alone.)"""
+    folder = Path(folder)
+    marker = folder / MARKER
+    if not marker.exists():
+        return "not finished"
+    try:
+        manifest = json.loads(marker.read_text())
+    except ValueError:
+        manifest = None
+    if isinstance(manifest, dict):
+        for name, size in manifest.get("files", {}).items():
+            f = folder / name
+            if not f.is_file():
+                return f"{name} is missing"
+            if f.stat().st_size != size:
+                return f"{name} has {f.stat().st_size} bytes, {size} were written"
     broken = unreadable_weights(folder)
-    if broken:
+    return ", ".join(broken) if broken else None
+
+
+def is_complete(folder) -> bool:
+    """Whether the artifact in ``folder`` was finished and is still whole (see
+    :func:`completeness_problem`). A finished artifact that broke since (a truncated or
+    deleted file) is reported, unmarked and so rebuilt by its ``ensure_*`` function, never
+    loaded."""
+    folder = Path(folder)
+    problem = completeness_problem(folder)
+    if problem is None:
+        return True
+    if problem != "not finished":
         import warnings
-        warnings.warn(f"{folder}: {', '.join(broken)}; the cached artifact is rebuilt", stacklevel=2)
-        (folder / marker).unlink()
-        return False
-    return True
+        warnings.warn(f"{folder}: {problem}; the cached artifact is rebuilt", stacklevel=2)
+        (folder / MARKER).unlink()
+    return False
+
+
+@contextmanager
+def building(folder):
+    """Hold ``folder``'s build lock: a second process that wants the same artifact (two
+    notebooks of a workshop at once) waits here, then finds it complete and reuses it.
+    Under a multi-process launch (``WORLD_SIZE`` > 1) every rank builds together, so no lock."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        yield
+        return
+    try:
+        import fcntl
+    except ImportError:  # Windows: no advisory locks; a single process is always safe
+        yield
+        return
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / ".lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

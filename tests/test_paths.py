@@ -61,3 +61,65 @@ def test_checkpoint_identity_changes_when_the_weights_do(tmp_path):
 
 def test_a_hub_id_is_its_own_identity():
     assert checkpoint_identity("open-unlearning/some-model") == ("open-unlearning/some-model", None)
+
+
+def _finished_artifact(tmp_path):
+    from nbutils.paths import mark_complete
+    folder = tmp_path / "models" / "target-tiny-0123456789"
+    folder.mkdir(parents=True)
+    (folder / "config.json").write_text("{}")
+    (folder / "log_history.json").write_text('[{"loss": 1.0}]')
+    (folder / "tokenizer.json").write_text('{"vocab": {}}')
+    mark_complete(folder)
+    return folder
+
+
+def test_the_manifest_catches_a_damaged_file_and_the_artifact_is_rebuilt(tmp_path):
+    """Issue 14: a finished artifact lists its files and sizes; any that changed is reported."""
+    import pytest
+    from nbutils.paths import completeness_problem, is_complete
+    folder = _finished_artifact(tmp_path)
+    manifest = json.loads((folder / "DONE").read_text())
+    assert manifest == {"files": {"log_history.json": 15, "tokenizer.json": 13}, "key": "0123456789"}
+    assert completeness_problem(folder) is None and is_complete(folder)
+    (folder / "tokenizer.json").write_text('{"voc')  # cut short
+    assert completeness_problem(folder) == "tokenizer.json has 5 bytes, 13 were written"
+    with pytest.warns(UserWarning, match="rebuilt"):
+        assert not is_complete(folder)
+    assert not (folder / "DONE").exists()  # unmarked: its ensure_* function builds it again
+    folder = _finished_artifact(tmp_path / "again")
+    (folder / "log_history.json").unlink()
+    assert completeness_problem(folder) == "log_history.json is missing"
+
+
+def test_an_unfinished_artifact_is_not_complete_and_not_reported(tmp_path, recwarn):
+    from nbutils.paths import is_complete
+    (tmp_path / "half").mkdir()
+    assert not is_complete(tmp_path / "half") and not recwarn.list
+
+
+def test_a_second_builder_waits_and_then_reuses(tmp_path):
+    """Two notebooks asking for the same artifact at once: one builds, the other waits for
+    the lock and finds the artifact complete (threads stand in for processes: flock locks
+    each open file, so they exclude each other the same way)."""
+    import threading
+    import time as clock
+    from nbutils.paths import building, is_complete, mark_complete
+    folder = tmp_path / "unlearn" / "run-abc"
+    folder.mkdir(parents=True)
+    builds = []
+
+    def ensure():
+        with building(folder):
+            if not is_complete(folder):
+                builds.append(threading.current_thread().name)
+                clock.sleep(0.5)
+                (folder / "model.txt").write_text("weights")
+                mark_complete(folder)
+
+    workers = [threading.Thread(target=ensure, name=f"w{i}") for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    assert len(builds) == 1 and is_complete(folder)

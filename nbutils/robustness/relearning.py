@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..finetune import finetune
-from ..paths import artifact_dir, checkpoint_identity, config_key, is_complete
+from ..paths import artifact_dir, building, checkpoint_identity, config_key, is_complete
 from ..profiles import Profile
 from .probes import author_groups
 
@@ -73,13 +73,14 @@ def ensure_relearned(profile: Profile, model_path, name: str, data: str, rows: l
            "rows": config_key(rows) if data == "forget" else config_key(texts),
            "finetune": ft_profile.finetune, "seed": profile.seed, "version": 1}
     out = artifact_dir("robustness", f"{name}-relearn-{data}", key)
-    if not is_complete(out):
-        if data == "forget":
-            finetune(ft_profile, rows, out, base=str(model_path))
-        else:
-            from ..models.loading import load_tokenizer
-            from ..models.prompts import encode_text_blocks
-            tok = load_tokenizer(str(model_path), profile)
-            feats = encode_text_blocks(tok, texts, ft_profile.finetune.max_length)
-            finetune(ft_profile, None, out, base=str(model_path), features=feats)
+    with building(out):  # a second process wanting it waits, then reuses it
+        if not is_complete(out):
+            if data == "forget":
+                finetune(ft_profile, rows, out, base=str(model_path))
+            else:
+                from ..models.loading import load_tokenizer
+                from ..models.prompts import encode_text_blocks
+                tok = load_tokenizer(str(model_path), profile)
+                feats = encode_text_blocks(tok, texts, ft_profile.finetune.max_length)
+                finetune(ft_profile, None, out, base=str(model_path), features=feats)
     return out

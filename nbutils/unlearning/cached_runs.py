@@ -23,7 +23,7 @@ from ..finetune import apply_lora, save_finetuned
 from ..models.loading import load_model, load_tokenizer
 from ..models.precision import compute_dtype, resolve_precision
 from ..models.training import device_arguments, quiet_logging
-from ..paths import artifact_dir, is_complete
+from ..paths import artifact_dir, building, is_complete, mark_complete
 from ..profiles import Profile
 from .base import UnlearningMethod, get_method
 from .tasks import UnlearningTask, as_task
@@ -197,14 +197,15 @@ def ensure_unlearned(profile: Profile, method_name: str, start: str | None = Non
         key["task"] = task.data_key(profile)
     key |= {section: getattr(profile, section) for section in method.profile_sections}
     out = artifact_dir("unlearn", run_name(profile, method, task), key)
-    if not is_complete(out):
-        if _main_process():
-            for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
-                shutil.rmtree(old)
-        _wait_for_everyone()
-        unlearn(profile, method, out, start, task)
-        if _main_process():
-            (out / "DONE").write_text("ok\n")
+    with building(out):  # a second process wanting the same run waits, then reuses it
+        if not is_complete(out):
+            if _main_process():
+                for old in out.glob("checkpoint-*"):  # an interrupted run starts over cleanly
+                    shutil.rmtree(old)
+            _wait_for_everyone()
+            unlearn(profile, method, out, start, task)
+            if _main_process():
+                mark_complete(out)
     _wait_for_everyone()  # no process returns before the main one has written everything
     return out
 

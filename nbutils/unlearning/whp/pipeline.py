@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...models.precision import resolve_precision
-from ...paths import artifact_dir, config_key, is_complete
+from ...paths import artifact_dir, building, config_key, is_complete
 from ...profiles import Profile
 from .corpus import WhpTarget, harry_potter_target, muse_target, tofu_target
 from ...models.whp_inference import WHPInferenceModel
@@ -59,11 +59,12 @@ def ensure_reinforced_model(profile: Profile, target: str = "harry_potter", star
     start = start or default_start(profile, target)
     tgt = load_target(profile, target, start)
     out = artifact_dir("whp", f"reinforced-{tgt.name}-{profile.name}", _key(profile, start, tgt))
-    if not is_complete(out):
-        from ...models.loading import load_tokenizer
-        feats = lm_features(load_tokenizer(start, profile), tgt.blocks, profile.whp.block_length)
-        train_blocks(profile, start, feats, out, profile.whp.reinforce_epochs,
-                     profile.whp.reinforce_learning_rate)
+    with building(out):  # a second process wanting it waits, then reuses it
+        if not is_complete(out):
+            from ...models.loading import load_tokenizer
+            feats = lm_features(load_tokenizer(start, profile), tgt.blocks, profile.whp.block_length)
+            train_blocks(profile, start, feats, out, profile.whp.reinforce_epochs,
+                         profile.whp.reinforce_learning_rate)
     return out
 
 
@@ -112,8 +113,9 @@ def ensure_whp_model(profile: Profile, target: str = "harry_potter", start: str 
     start = start or default_start(profile, target)
     tgt = load_target(profile, target, start)
     out = artifact_dir("whp", f"whp-{tgt.name}-{profile.name}", _key(profile, start, tgt))
-    if not is_complete(out):
-        build_whp_model(profile, target, start, out, probe=probe, progress=progress)
+    with building(out):  # a second process wanting it waits, then reuses it
+        if not is_complete(out):
+            build_whp_model(profile, target, start, out, probe=probe, progress=progress)
     return out
 
 

@@ -14,6 +14,7 @@ from typing import Callable
 import torch
 from transformers import DataCollatorForSeq2Seq, Trainer, TrainerCallback, TrainingArguments
 
+from ...paths import mark_complete
 from ...profiles import Profile
 from .labels import GenericLabels
 
@@ -92,6 +93,6 @@ def train_blocks(profile: Profile, start: str, features: list[dict], out_dir: Pa
         if callbacks:
             (out_dir / "whp_progress.json").write_text(json.dumps(callbacks[0].history, indent=1))
         shutil.rmtree(out_dir / "trainer", ignore_errors=True)
-        (out_dir / "DONE").write_text("ok\n")  # last: an interrupted run is never mistaken for done
+        mark_complete(out_dir)  # last: an interrupted run is never mistaken for done
     trainer.accelerator.wait_for_everyone()
     return out_dir

@@ -1,0 +1,82 @@
+"""Fault injection (issue 14): a finetune killed with SIGKILL midway, then rerun, ends with
+the weights of a run that was never interrupted; a killed unlearning run starts over cleanly."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+import torch
+
+from conftest import MICRO_OVERRIDES
+from nbutils.models.loading import read_safetensors
+
+pytestmark = pytest.mark.slow
+
+OVERRIDES = {**MICRO_OVERRIDES, "finetune.epochs": 6}  # 12 steps, a checkpoint every 2
+
+
+def _start(cache: Path, code: str) -> subprocess.Popen:
+    env = {**os.environ, "WORKBOOK_CACHE": str(cache),
+           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]), os.environ.get("PYTHONPATH", "")])}
+    script = textwrap.dedent(f"""
+        from nbutils.profiles import get_profile
+        from nbutils.finetune import ensure_target_model
+        from nbutils.unlearning import ensure_unlearned
+        profile = get_profile("tiny", {OVERRIDES!r})
+        {code}
+    """)
+    return subprocess.Popen([sys.executable, "-c", script], env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE)
+
+
+def _kill_when(proc: subprocess.Popen, ready, timeout: float = 300) -> None:
+    deadline = time.monotonic() + timeout
+    while not ready():
+        assert proc.poll() is None, f"the run ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "the run never reached the point to kill it at"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+
+
+def _finish(cache: Path, code: str) -> None:
+    proc = _start(cache, code)
+    _, err = proc.communicate(timeout=600)
+    assert proc.returncode == 0, err.decode()[-3000:]
+
+
+def _model_dir(cache: Path, prefix: str) -> Path:
+    found = [d for d in (cache / prefix.split("/")[0]).glob(prefix.split("/")[1] + "*") if (d / "DONE").exists()]
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_a_killed_finetune_resumes_to_the_uninterrupted_weights(tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    proc = _start(killed, "ensure_target_model(profile)")
+    # kill once a checkpoint is complete (its trainer state is written last)
+    _kill_when(proc, lambda: any((killed / "models").glob("target-tiny-*/trainer/checkpoint-*/trainer_state.json")))
+    assert not any((killed / "models").glob("target-tiny-*/DONE"))
+    _finish(killed, "ensure_target_model(profile)")
+    _finish(clean, "ensure_target_model(profile)")
+    resumed, uninterrupted = (read_safetensors(_model_dir(c, "models/target-tiny-")) for c in (killed, clean))
+    assert resumed.keys() == uninterrupted.keys()
+    assert all(torch.equal(resumed[k], uninterrupted[k]) for k in resumed)
+
+
+def test_a_killed_unlearning_run_starts_over_to_the_uninterrupted_weights(tmp_path):
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    _finish(killed, "ensure_target_model(profile)")  # the target first, whole
+    proc = _start(killed, "ensure_unlearned(profile, 'graddiff')")
+    _kill_when(proc, lambda: any((killed / "unlearn").glob("*graddiff*/checkpoint-*/trainer_state.json")))
+    _finish(killed, "ensure_unlearned(profile, 'graddiff')")
+    _finish(clean, "ensure_unlearned(profile, 'graddiff')")
+    after_kill, uninterrupted = (read_safetensors(_model_dir(c, "unlearn/")) for c in (killed, clean))
+    assert all(torch.equal(after_kill[k], uninterrupted[k]) for k in after_kill)
