@@ -138,8 +138,8 @@ def finetune(profile: Profile, rows, output_dir: Path, base: str | None = None,
     trainer = Trainer(model=model, args=args, train_dataset=dataset,
                       data_collator=collator(tokenizer), processing_class=tokenizer)
     quiet_logging(trainer)
-    # the newest complete checkpoint of an interrupted run (a half-written one is removed)
-    resume = resumable_checkpoint(work)
+    # the newest whole and finite checkpoint of an interrupted run (a broken one is removed)
+    resume = resumable_checkpoint(work, finite=True)
     trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
         save_finetuned(trainer.model, tokenizer, base, profile, output_dir)

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.express as px
 
 from .finetune import ensure_retain_model, ensure_target_model
-from .paths import artifact_dir
+from .paths import artifact_dir, read_cached_json, write_json
 from .profiles import Profile
 from .evaluation.tofu import TofuEval, ensure_tofu_eval, eval_key
 
@@ -84,18 +84,15 @@ def ensure_privacy_eval(profile: Profile, path: Path, name: str, retain: dict | 
                                      "privacy_version": PRIVACY_EVAL_VERSION}
     folder = artifact_dir("eval", f"{name}-privacy", key)
     cached = folder / "PRIVACY_EVAL.json"
-    if cached.exists():
-        result = json.loads(cached.read_text())
-    else:
+    result = read_cached_json(cached)
+    if result is None:
         model, tok = load_model_and_tokenizer(str(path), profile)
         ref_model = load_model_and_tokenizer(str(reference), profile)[0] if reference is not None else None
         mia = mia_suite(model, tok, profile, reference_model=ref_model)
         muse = evaluate_muse(model, tok, profile, verbmem_tokens=v_tok, knowmem_tokens=k_tok)
         result = {"mia": mia, "muse": {k: v for k, v in muse.items() if k != "PrivLeak"},
                   "precision": muse["settings"]["precision"]}
-        tmp = cached.with_name(cached.name + ".tmp")
-        tmp.write_text(json.dumps(result, default=float))
-        tmp.replace(cached)
+        write_json(cached, result, indent=None, default=float)
         del model, ref_model
     base = retain or result
     result = dict(result)

@@ -152,3 +152,26 @@ def building(folder):
             yield
         finally:
             fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def write_json(path, payload, **dumps) -> None:
+    """Write ``payload`` as JSON in one step: a temporary file renamed into place, so a killed
+    write leaves the old file or none, never half of one."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(json.dumps(payload, **{"indent": 1, **dumps}))
+    os.replace(tmp, path)
+
+
+def read_cached_json(path):
+    """A cached JSON result, or ``None`` when there is none or it cannot be read (then it is
+    reported, and the caller computes it again)."""
+    path = Path(path)
+    if not path.exists():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except ValueError as error:
+        import warnings
+        warnings.warn(f"{path}: cannot be read ({error}); it is computed again", stacklevel=2)
+        return None

@@ -123,3 +123,15 @@ def test_a_second_builder_waits_and_then_reuses(tmp_path):
     for w in workers:
         w.join()
     assert len(builds) == 1 and is_complete(folder)
+
+
+def test_json_results_are_written_whole_and_a_broken_one_is_recomputed(tmp_path):
+    import pytest
+    from nbutils.paths import read_cached_json, write_json
+    path = tmp_path / "RESULT.json"
+    assert read_cached_json(path) is None
+    write_json(path, {"auc": 0.5})
+    assert read_cached_json(path) == {"auc": 0.5} and not list(tmp_path.glob(".*tmp*"))
+    path.write_text('{"auc": 0.')  # a write cut short by a kill (before write_json existed)
+    with pytest.warns(UserWarning, match="computed again"):
+        assert read_cached_json(path) is None

@@ -159,23 +159,21 @@ def ensure_muse_eval(profile, model_path, name: str, corpus: str = "news",
     and cached under ``<cache>/eval/muse-<corpus>-<name>-<key>/``. PrivLeak is computed
     against ``retain_auc`` (the retrain model's ``auc``) on every call. ``quantization``
     (``"int8"``, ``"nf4"``, ``"fp4"``) evaluates the model reloaded in bitsandbytes weights."""
-    import json
     from ..models.loading import load_model, load_tokenizer
-    from ..paths import artifact_dir
+    from ..paths import artifact_dir, read_cached_json, write_json
     key = muse_eval_key(profile, model_path, corpus)
     if quantization:  # (unquantized keys stay as they were: cached evaluations remain valid)
         key["quantization"] = quantization
     folder = artifact_dir("eval", f"muse-{corpus}-{name}" + (f"-{quantization}" if quantization else ""), key)
     path = folder / "MUSE_EVAL.json"
-    if path.exists():
-        result = json.loads(path.read_text())
-    else:
+    result = read_cached_json(path)
+    if result is None:
         model = load_model(str(model_path), profile, load_in_4bit=False, quantization=quantization)
         tokenizer = load_tokenizer(str(model_path), profile)
         result = evaluate_muse(model, tokenizer, profile, None, profile.muse.verbmem_tokens,
                                profile.muse.knowmem_tokens, corpus=corpus)
         result["settings"]["model"] = str(model_path)
-        path.write_text(json.dumps(result, indent=1))
+        write_json(path, result)
         del model
     result["PrivLeak"] = privleak(result["auc"], retain_auc) if retain_auc is not None else None
     return result

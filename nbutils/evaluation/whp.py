@@ -166,11 +166,10 @@ def ensure_whp_eval(profile, model_path, name: str, quantization: str | None = N
     ``hints`` puts that many other familiarity prompts, completed with their answers, before
     each prompt (the in-context probe of Lynch et al. 2024); ``prefill`` starts a chat model's
     answer with it."""
-    import json
     from ..data.harry_potter import familiarity_prompts, general_mc
     from ..models.loading import load_model, load_tokenizer
     from ..models.precision import model_precision
-    from ..paths import artifact_dir, config_key
+    from ..paths import artifact_dir, config_key, read_cached_json, write_json
     from .tofu import eval_key
     # the prompts and questions are part of the key: a baseline scored on an older prompt set
     # must not be compared with a model scored on the current one
@@ -182,8 +181,9 @@ def ensure_whp_eval(profile, model_path, name: str, quantization: str | None = N
     folder = artifact_dir("eval", f"{name}-whp" + (f"-{quantization}" if quantization else "")
                           + (f"-hints{hints}" if hints else "") + ("-prefill" if prefill else ""), key)
     cached = folder / "WHP_EVAL.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
+    result = read_cached_json(cached)
+    if result is not None:
+        return result
     model = load_model(str(model_path), profile, load_in_4bit=False, quantization=quantization)
     tokenizer = load_tokenizer(str(model_path), profile)
     prompts = with_hints(familiarity_prompts(), hints) if hints else familiarity_prompts()
@@ -191,7 +191,7 @@ def ensure_whp_eval(profile, model_path, name: str, quantization: str | None = N
         prompts = [{**p, "prefill": prefill} for p in prompts]
     result = evaluate_whp(model, tokenizer, profile, prompts)
     result["precision"] = model_precision(model)
-    cached.write_text(json.dumps(result, indent=1, default=float))
+    write_json(cached, result, default=float)
     return result
 
 

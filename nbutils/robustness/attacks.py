@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from ..models.precision import resolve_precision
-from ..paths import artifact_dir, checkpoint_identity
+from ..paths import artifact_dir, checkpoint_identity, read_cached_json, write_json
 from ..profiles import Profile
 from .fluency import fluency
 from .logit_lens import layer_answer_probs
@@ -142,12 +142,11 @@ def ensure_attacks(profile: Profile, model_path, reference_path, name: str,
     folder = artifact_dir("robustness", f"{name}-attacks",
                           attacks_key(profile, model_path, reference_path, relearn))
     cached = folder / "ATTACKS.json"
-    if cached.exists():
-        return json.loads(cached.read_text())
+    result = read_cached_json(cached)
+    if result is not None:
+        return result
     result = measure(profile, model_path, reference_path, name, relearn, progress)
-    tmp = cached.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1, default=float))
-    tmp.replace(cached)  # a half-written file never looks like a result
+    write_json(cached, result, default=float)  # a half-written file never looks like a result
     return json.loads(cached.read_text())  # the same values a cached call returns
 
 
