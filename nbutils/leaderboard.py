@@ -57,7 +57,7 @@ def tofu_evals(profile: Profile, paths: dict[str, Path], progress: bool = False)
             for name, path in paths.items()}
 
 
-PRIVACY_EVAL_VERSION = 2  # 2: the whole MIA and MUSE results (ROC curves, scores, generations)
+PRIVACY_EVAL_VERSION = 3  # 2: the whole MIA and MUSE results; 3: the GradNorm attack
 
 
 def ensure_privacy_eval(profile: Profile, path: Path, name: str, retain: dict | None = None,

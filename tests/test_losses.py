@@ -377,3 +377,80 @@ def test_undial_target_pushes_true_token_down():
     b, t, y = _answer_positions(labels)[0]
     bumped[b, t, int(target_logits[b, t].argmax())] += 1.0  # (y itself has almost no target mass)
     assert float(losses.undial_loss(bumped, ref, labels, beta)) > at_target
+
+
+# --- token-weighted ascent, CE-U, PDU (issue 15) ------------------------------------------------
+def _hand_token_nll(logits, labels):
+    """[(ℓ_t, p_t)] over every answer token of the batch."""
+    out = []
+    for b, t, y in _answer_positions(labels):
+        lp = _log_softmax(logits[b, t])[y]
+        out.append((-lp, math.exp(lp)))
+    return out
+
+
+@pytest.mark.parametrize("beta", [0.0, 1.0, 2.5])
+def test_wga_against_hand(beta):
+    logits, labels = _batch()
+    tokens = _hand_token_nll(logits, labels)
+    hand = -sum(p ** beta * l for l, p in tokens) / len(tokens)  # pooled over the batch's tokens
+    assert float(losses.wga_loss(logits, labels, beta)) == pytest.approx(hand, rel=1e-5)
+    if beta == 0.0:  # no weights: plain gradient ascent on the mean token NLL
+        assert float(losses.wga_loss(logits, labels, 0.0)) == pytest.approx(-float(losses.nll(logits, labels)), rel=1e-6)
+
+
+def test_wga_weights_are_detached():
+    """The gradient is that of -mean(w_t ℓ_t) with w_t constant: ∂/∂z = -w_t ∂ℓ_t/∂z."""
+    logits, labels = _batch()
+    z = logits.clone().requires_grad_(True)
+    losses.wga_loss(z, labels, 1.0).backward()
+    (b, t, y), n = _answer_positions(labels)[0], len(_answer_positions(labels))
+    p = [math.exp(v) for v in _log_softmax(logits[b, t])]
+    expected = [-(p[y]) * (p[j] - (1.0 if j == y else 0.0)) / n for j in range(V)]
+    assert z.grad[b, t].tolist() == pytest.approx(expected, rel=1e-4, abs=1e-7)
+
+
+def test_satimp_against_hand():
+    logits, labels = _batch(seed=3)
+    tokens = _hand_token_nll(logits, labels)
+    hand = -sum(p ** 5 * (1 - p) ** 1 * l for l, p in tokens) / len(tokens)
+    assert float(losses.satimp_loss(logits, labels, 5.0, 1.0)) == pytest.approx(hand, rel=1e-5)
+
+
+def test_ceu_against_hand_and_skips_each_answers_first_token():
+    logits, labels = _batch(seed=4)
+    positions = _answer_positions(labels)
+    first = {b: min(t for bb, t, _ in positions if bb == b) for b in (0, 1)}
+    kept = [(b, t, y) for b, t, y in positions if t != first[b]]
+    total = 0.0
+    for b, t, y in kept:
+        lp = _log_softmax(logits[b, t])
+        others = [j for j in range(V) if j != y]
+        norm = sum(math.exp(lp[j]) for j in others)
+        total += -sum(math.exp(lp[j]) / norm * lp[j] for j in others)  # q = p without y, renormalised
+    hand = total / len(kept)
+    assert float(losses.ceu_loss(logits, labels)) == pytest.approx(hand, rel=1e-5)
+    assert float(losses.ceu_loss(logits, labels, skip_first=0)) != pytest.approx(hand, rel=1e-5)
+
+
+def test_pdu_forget_loss_against_hand():
+    """Unshifted: the logits *at* the answer tokens' positions, as open-unlearning's pdu.py."""
+    logits, labels = _batch(seed=5)
+    vals = [(float(logits[b, t].max()) - float(logits[b, t].mean())) ** 2
+            for b in range(2) for t in range(7) if int(labels[b, t]) != IGNORE]
+    assert float(losses.pdu_forget_loss(logits, labels)) == pytest.approx(sum(vals) / len(vals), rel=1e-5)
+    flat = torch.zeros_like(logits)
+    assert float(losses.pdu_forget_loss(flat, labels)) == 0.0  # nothing preferred: minimal
+
+
+def test_pdu_dual_variable_over_several_steps():
+    """λ rises while the retain loss exceeds ε, falls back, and stays at 0 once it holds."""
+    lam, seen = 1.0, []
+    for retain in (0.9, 0.7, 0.2, 0.1, 0.1, 0.1, 0.25):
+        lam = losses.dual_ascent(lam, retain, epsilon=0.3, step_size=2.0)
+        seen.append(round(lam, 6))
+    assert seen == [2.2, 3.0, 2.8, 2.4, 2.0, 1.6, 1.5]
+    lam = 0.5
+    for _ in range(5):
+        lam = losses.dual_ascent(lam, 0.1, epsilon=0.3, step_size=2.0)
+    assert lam == 0.0  # clipped at 0, never negative

@@ -146,7 +146,7 @@ def test_mia_suite_end_to_end(micro_profile, micro_models):
     n_f = len(load_tofu(micro_profile, micro_profile.forget_split))
     n_h = len(load_tofu(micro_profile, "holdout" + micro_profile.forget_split[-2:]))
     assert res["n_forget"] == n_f and res["n_holdout"] == n_h
-    assert set(res["auc"]) == {"loss", "zlib", "min_k", "min_k_plus_plus", "reference"}
+    assert set(res["auc"]) == {"loss", "zlib", "min_k", "min_k_plus_plus", "reference", "gradnorm"}
     for name, a in res["auc"].items():
         assert 0.0 <= a <= 1.0
         s = res["scores"][name]
@@ -159,6 +159,30 @@ def test_mia_suite_end_to_end(micro_profile, micro_models):
         assert mia.privleak(ret["auc"]["min_k"], ret["auc"]["min_k"]) == 0.0
     if ret["auc"]["min_k"] < 1.0:
         assert math.isfinite(mia.privleak(res["auc"]["min_k"], ret["auc"]["min_k"]))
+
+
+def test_gradnorm_against_a_hand_backward_and_leaves_no_gradients(micro_profile, micro_models):
+    """Issue 15: the mean over weight tensors of each tensor's gradient norm, of one item's
+    mean answer-token NLL (EOS prediction left out), in evaluation behaviour, no .grad left."""
+    import torch
+    from nbutils.data.tofu import load_tofu
+    from nbutils.models.prompts import encode_qa
+    target, _, tok = micro_models
+    rows = list(load_tofu(micro_profile, micro_profile.forget_split))[:2]
+    pairs = [(r["question"], r["answer"]) for r in rows]
+    target.train()  # the attack must switch to evaluation behaviour and back
+    scores = mia.gradnorm_scores(target, tok, pairs, micro_profile.prompt_format)
+    assert target.training and all(p.grad is None for p in target.parameters())
+    target.eval()
+    for (q, a), score in zip(pairs, scores):
+        enc = encode_qa(tok, q, a, micro_profile.prompt_format)
+        answer = [t for t in range(1, len(enc.input_ids)) if enc.labels[t] != -100][:-1]  # no EOS
+        logits = target(input_ids=torch.tensor([enc.input_ids])).logits[0].float()
+        nll = -sum(torch.log_softmax(logits[t - 1], -1)[enc.input_ids[t]] for t in answer) / len(answer)
+        nll.backward()
+        hand = torch.stack([p.grad.norm() for p in target.parameters() if p.grad is not None]).mean()
+        target.zero_grad(set_to_none=True)
+        assert score == pytest.approx(float(hand), rel=1e-4)
 
 
 def test_evaluate_muse_end_to_end(micro_profile, micro_models):

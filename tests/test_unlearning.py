@@ -10,6 +10,7 @@ import copy
 import inspect
 import json
 import math
+import types
 import re
 import sys
 from dataclasses import FrozenInstanceError, fields, is_dataclass
@@ -34,7 +35,7 @@ from nbutils.unlearning.trainer import (UnlearningCollator, UnlearningContext, U
                                         encode_rows, frozen_copy, sequence_logprobs)
 
 ALL_METHODS = ["gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "idkdpo", "idknll",
-               "altpo", "rmu", "undial", "task_vector"]
+               "altpo", "rmu", "undial", "task_vector", "wga", "satimp", "ceu", "pdu"]
 
 # one epoch over the 3 forget examples, no warm-up (so the first step already moves weights),
 # a 4-token generation budget (AltPO's alternates)
@@ -98,7 +99,7 @@ def test_published_defaults(name, expected):
 
 def test_method_hyperparameters_and_unknown_names():
     assert get_method("npo", beta=0.25).config.beta == 0.25
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match=r"unknown hyperparameter\(s\) \['betaa'\]; npo has \["):
         get_method("npo", betaa=0.25)
     with pytest.raises(KeyError) as err:
         get_method("no_such_method")
@@ -398,6 +399,24 @@ def test_every_method_runs(start, run_profile, method_name):
     base, tuned = read_safetensors(start), read_safetensors(out)
     assert set(tuned) == set(base)
     assert any(not torch.equal(base[k], tuned[k]) for k in base)  # the weights moved
+
+
+def test_pdu_dual_variable_follows_the_retain_constraint_after_warm_up():
+    """λ keeps its start value during warm-up, then rises while the retain loss exceeds ε and
+    falls back (never below 0) while it holds; each step's loss uses the λ before its update."""
+    pdu = get_method("pdu", alpha=1.0, retain_epsilon=0.3, dual_step_size=5.0, dual_warmup_epochs=1.0)
+    retain_values = iter([0.9, 0.9, 0.8, 0.1, 0.1, 0.1, 0.1, 0.1])
+    pdu.forget_loss = lambda model, batch, context: torch.tensor(2.0)
+    pdu.retain_loss = lambda model, batch, context: torch.tensor(next(retain_values))
+    context = types.SimpleNamespace(epoch=0.0)
+    seen = []
+    for epoch in (0.5, 0.9, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5):  # warm-up ends at epoch 1
+        context.epoch = epoch
+        total, parts = pdu.loss(None, {}, context)
+        seen.append((round(parts["dual_multiplier"], 6), round(float(total), 6)))
+    lambdas = [lam for lam, _ in seen] + [round(pdu.multiplier, 6)]
+    assert lambdas == [1.0, 1.0, 1.0, 3.5, 2.5, 1.5, 0.5, 0.0, 0.0]
+    assert seen[2][1] == pytest.approx(2.0 + 1.0 * (0.8 - 0.3))  # the loss used λ before the step
 
 
 # --- the command line checks what it is given before it builds anything (issue 14, bug 6) ----

@@ -7,7 +7,9 @@ where **higher means "less likely a member"** (REFERENCE §2):
 - ``zlib``: LOSS / ``len(zlib.compress(text.encode()))``;
 - ``min_k``: ``-mean`` of the lowest ``max(1, floor(k·n))`` token log-probs (k = 0.4);
 - ``min_k_plus_plus``: the same on ``z_t = (log p(y_t) - μ_t) / σ_t``;
-- ``reference``: LOSS(model) - LOSS(reference model).
+- ``reference``: LOSS(model) - LOSS(reference model);
+- ``gradnorm``: the mean, over the model's weight tensors, of the L2 norm of the gradient of
+  the item's LOSS (members sit where the loss is flat: small gradients).
 
 The AUC is ``sklearn.metrics.roc_auc_score`` with forget (members) labelled 0 and holdout
 (non-members) labelled 1: a model that still knows the forget set gives its items low scores,
@@ -35,7 +37,7 @@ from dataclasses import replace
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from ..models.prompts import answer_text
+from ..models.prompts import IGNORE, answer_text, encode_qa
 from .scoring import TokenScores, score_pairs
 
 K = 0.4  # Min-K% / Min-K%++ fraction (open-unlearning's TOFU config, MUSE's Min-40%)
@@ -108,6 +110,48 @@ def attack_scores(scores: list[TokenScores], texts: list[str], k: float = K,
     return out
 
 
+def gradnorm_scores(model, tokenizer, pairs: list[tuple[str, str]], prompt_format: str,
+                    max_length: int | None = None, progress: bool = False) -> np.ndarray:
+    """GradNorm (open-unlearning's ``mia/gradnorm.py``), one item at a time (batch size 1):
+    the gradient of the item's mean token NLL over its answer tokens (the EOS prediction left
+    out, as for Min-K) with respect to every trainable weight tensor; the score is the mean of
+    the tensors' gradient L2 norms. Higher = less likely a member, like LOSS.
+
+    Ours: the model runs in evaluation behaviour (no dropout; open-unlearning's code puts it in
+    train mode) and the gradients come from ``torch.autograd.grad``, so none is left in
+    ``.grad`` for a later step to pick up."""
+    import torch
+    params = [p for p in model.parameters() if p.requires_grad and p.is_floating_point()]
+    if not params:
+        raise ValueError("GradNorm needs weights with gradients: a 4-bit or frozen model has none")
+    device = params[0].device
+    was_training = model.training
+    model.eval()
+    scores = []
+    items = pairs
+    if progress:
+        from tqdm.auto import tqdm
+        items = tqdm(pairs, desc="GradNorm", leave=False)
+    try:
+        for question, answer in items:
+            enc = encode_qa(tokenizer, question, answer, prompt_format, max_length)
+            labels = list(enc.labels)
+            if sum(label != IGNORE for label in labels) > 1:
+                labels[-1] = IGNORE  # the EOS prediction
+            ids = torch.tensor([enc.input_ids], device=device)
+            target = torch.tensor(labels[1:], device=device)
+            with torch.enable_grad():
+                logits = model(input_ids=ids).logits[0, :-1].float()
+                keep = target != IGNORE
+                nll = -torch.log_softmax(logits[keep], -1).gather(-1, target[keep, None]).mean()
+                grads = torch.autograd.grad(nll, params, allow_unused=True)
+            norms = [g.float().norm(2) for g in grads if g is not None]
+            scores.append(float(torch.stack(norms).mean()))
+    finally:
+        model.train(was_training)
+    return np.array(scores)
+
+
 # --- AUC, ROC, PrivLeak ---------------------------------------------------------------------
 def _labelled(member_scores, nonmember_scores):
     m, n = np.asarray(member_scores, float), np.asarray(nonmember_scores, float)
@@ -160,13 +204,15 @@ def answer_zlib_text(tokenizer, answer: str, prompt_format: str) -> str:
 
 
 def mia_suite(model, tokenizer, profile, members=None, nonmembers=None, reference_model=None,
-              k: float = K, batch_size: int | None = None, max_length: int | None = None) -> dict:
+              k: float = K, batch_size: int | None = None, max_length: int | None = None,
+              gradnorm: bool = True) -> dict:
     """Every MIA attack on TOFU QA: ``members`` (default: the profile's forget split) vs
     ``nonmembers`` (default: the matching ``holdoutXX``), rows with question/answer.
 
     Returns ``{"auc": {attack: AUC}, "scores": {attack: {"forget": [...], "holdout": [...]}},
     "roc": {attack: {"fpr", "tpr"}}, ...}``; ``reference`` is present when a
-    ``reference_model`` (usually the retain model) is given.
+    ``reference_model`` (usually the retain model) is given, ``gradnorm`` unless
+    ``gradnorm=False`` (it needs a backward pass per item: the slowest attack).
     """
     from ..data.tofu import load_tofu
     fmt = profile.prompt_format
@@ -181,6 +227,8 @@ def mia_suite(model, tokenizer, profile, members=None, nonmembers=None, referenc
     ref = (score_pairs(reference_model, tokenizer, pairs, fmt, batch_size=bs, max_length=max_length)
            if reference_model is not None else None)
     per_attack = attack_scores(scored, texts, k, ref, drop_eos_for_min_k=True)
+    if gradnorm:  # one backward pass per item (batch size 1, as the attack is defined)
+        per_attack["gradnorm"] = gradnorm_scores(model, tokenizer, pairs, fmt, max_length)
     return _summarise(per_attack, len(members), k,
                       forget_split=profile.forget_split, holdout_split=holdout_split(profile.forget_split))
 

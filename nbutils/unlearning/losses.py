@@ -114,3 +114,63 @@ def undial_loss(logits: torch.Tensor, ref_logits: torch.Tensor, labels: torch.Te
     target = torch.softmax(ref_logits - beta * onehot, -1)
     ce = -(target * torch.log_softmax(logits.float(), -1)).sum(-1)
     return (ce * mask).sum() / mask.sum().clamp(min=1)
+
+
+def token_nll(logits: torch.Tensor, labels: torch.Tensor):
+    """``(ℓ_t, mask)``: each answer token's cross-entropy ``-log p(y_t)`` (0 elsewhere) and
+    the answer mask, after the shift."""
+    logp, mask = token_logprobs(logits, labels)
+    return -logp, mask
+
+
+def _pooled(values: torch.Tensor, mask) -> torch.Tensor:
+    """Mean over every answer token of the batch together (not per answer, then per batch)."""
+    mask = mask.float()
+    return (values * mask).sum() / mask.sum().clamp(min=1)
+
+
+def wga_loss(logits: torch.Tensor, labels: torch.Tensor, beta: float) -> torch.Tensor:
+    """WGA (open-unlearning's ``wga.py``): gradient ascent with each token weighted by its own
+    detached probability, ``w_t = p_t^β``: ``-mean_t(w_t ℓ_t)`` over the batch's answer tokens.
+    Tokens the model already finds unlikely get little weight, so the ascent stops on its own."""
+    nll, mask = token_nll(logits, labels)
+    weight = torch.exp(-nll).detach() ** beta
+    return -_pooled(weight * nll, mask)
+
+
+def satimp_loss(logits: torch.Tensor, labels: torch.Tensor, beta1: float, beta2: float) -> torch.Tensor:
+    """SatImp (``satimp.py``): ``w_t = p_t^β1 (1 - p_t)^β2`` (detached), ``-mean_t(w_t ℓ_t)``:
+    weight on tokens that are likely but not yet saturated."""
+    nll, mask = token_nll(logits, labels)
+    p = torch.exp(-nll).detach()
+    return -_pooled(p ** beta1 * (1 - p) ** beta2 * nll, mask)
+
+
+def ceu_loss(logits: torch.Tensor, labels: torch.Tensor, skip_first: int = 1) -> torch.Tensor:
+    """CE-U (``ceu.py``): cross-entropy to the model's own distribution with the true token's
+    logit set to -inf (detached), at every answer token but the first ``skip_first`` of each
+    answer (the one predicted from the prompt alone, which the paper leaves out)."""
+    valid = labels != IGNORE
+    first = valid & (valid.long().cumsum(-1) <= skip_first)
+    logits, labels = shift(logits, labels.masked_fill(first, IGNORE))
+    mask = labels != IGNORE
+    z = logits.float()
+    target_logits = z.detach().scatter(-1, labels.masked_fill(~mask, 0).unsqueeze(-1), float("-inf"))
+    target = torch.softmax(target_logits, -1)
+    ce = -(target * torch.log_softmax(z, -1)).sum(-1)
+    return _pooled(ce, mask)
+
+
+def pdu_forget_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """PDU's forget loss (``pdu.py``): the squared gap between the largest logit and the mean
+    logit, ``(max_v z_tv - mean_v z_tv)^2``, at the positions of the answer tokens themselves
+    (no shift, as its code): flattening the logits leaves no preferred next token."""
+    z = logits.float()
+    margin = (z.max(-1).values - z.mean(-1)) ** 2
+    return _pooled(margin, labels != IGNORE)
+
+
+def dual_ascent(multiplier: float, retain_loss: float, epsilon: float, step_size: float) -> float:
+    """PDU's dual step: ``λ ← max(0, λ + η (L_retain - ε))``: λ grows while the retain loss
+    breaks its bound ε and falls back to 0 once it holds."""
+    return max(0.0, multiplier + step_size * (retain_loss - epsilon))

@@ -133,6 +133,7 @@ class UnlearningContext:
     seed: int
     idk_pool: list[str] = field(default_factory=list)
     reference_model: torch.nn.Module | None = None  # None on LoRA runs: adapters disabled
+    epoch: float = 0.0  # epochs completed so far (the Trainer's state.epoch), for schedules
 
     def _reference(self):
         """The frozen starting model, and a context that makes ``self.model`` be it."""
@@ -189,6 +190,7 @@ class UnlearnTrainer(Trainer):
         self._parts: dict[str, list[float]] = {}
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        self.context.epoch = self.state.epoch or 0.0
         loss, parts = self.method.loss(model, inputs, self.context)
         if not torch.isfinite(loss):  # global_step counts the optimiser steps already done
             # the step that diverged may have saved its NaN weights before this loss showed it

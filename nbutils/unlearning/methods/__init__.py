@@ -1,3 +1,3 @@
 """One module per unlearning method; importing this package registers them all."""
 
-from . import altpo, gradascent, graddiff, idk, npo, rmu, simnpo, task_vector, undial, whp  # noqa: F401
+from . import altpo, ceu, gradascent, graddiff, idk, npo, pdu, rmu, satimp, simnpo, task_vector, undial, wga, whp  # noqa: F401
