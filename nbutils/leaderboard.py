@@ -22,8 +22,9 @@ from .profiles import Profile
 from .evaluation.tofu import TofuEval, ensure_tofu_eval, eval_key
 
 # reading order of the methods, grouped by family (one notebook each)
-LEADERBOARD_ORDER = ("gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "idknll", "idkdpo",
-                     "altpo", "rmu", "undial", "task_vector", "whp", "whp_inference")
+LEADERBOARD_ORDER = ("gradascent", "graddiff", "graddiff_kl", "wga", "satimp", "npo", "simnpo",
+                     "idknll", "idkdpo", "altpo", "rmu", "undial", "ceu", "pdu", "task_vector",
+                     "whp", "whp_inference")
 TOFU_COLUMNS = {"forget_quality": "forget quality", "model_utility": "model utility",
                 "forget_truth_ratio": "forget truth ratio", "forget_Q_A_Prob": "forget prob",
                 "forget_Q_A_ROUGE": "forget ROUGE-L", "extraction_strength": "extraction strength",

@@ -27,8 +27,8 @@ from .evaluation.muse import ensure_muse_eval
 
 # methods that apply to raw text, in the workbook's order; IdkDPO, IdkNLL and AltPO prefer
 # other answers to forget *questions* and have none here
-MUSE_METHODS = ("gradascent", "graddiff", "graddiff_kl", "npo", "simnpo", "rmu", "undial",
-                "task_vector", "whp", "whp_inference")
+MUSE_METHODS = ("gradascent", "graddiff", "graddiff_kl", "wga", "satimp", "npo", "simnpo", "rmu",
+                "undial", "ceu", "pdu", "task_vector", "whp", "whp_inference")
 QUESTION_METHODS = ("idknll", "idkdpo", "altpo")
 COLUMNS = ("VerbMem_f", "KnowMem_f", "PrivLeak", "KnowMem_r")
 ROW_NAMES = {"target": "Origin", "retrain": "Retrain"}

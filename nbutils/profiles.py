@@ -256,6 +256,16 @@ PROFILES: dict[str, Profile] = {
                                   "simnpo": {"learning_rate": 1e-3},
                                   "rmu": {"learning_rate": 8e-4},
                                   "altpo": {"learning_rate": 8e-4},
+                                  # issue 15, grids on tiny (forget ROUGE-L, utility vs target):
+                                  # WGA 3e-4: 0.31, 0.94x; 1e-3: 0.04, 0.76x; 3e-3: 0.06, 0.55x
+                                  "wga": {"learning_rate": 1e-3},
+                                  # SatImp (γ = 0.1) 3e-4: 0.86; 1e-3: 0.66; 3e-3: 0.36, 0.71x
+                                  "satimp": {"learning_rate": 3e-3},
+                                  # CE-U (no retain term) 3e-5: 1.0; 1e-4: 0.34, 0.97x; 3e-4:
+                                  # 0.01 but 0.23x; 1e-3: utility 0
+                                  "ceu": {"learning_rate": 1e-4},
+                                  # PDU 3e-4: 0.12, 0.87x; 1e-3: 0.04, 0.78x; 3e-3: 0, 0.38x
+                                  "pdu": {"learning_rate": 1e-3},
                                   "idknll": {"learning_rate": 6e-4},
                                   "idkdpo": {"learning_rate": 6e-4},
                                   "task_vector": {"scale": 0.6},

@@ -66,10 +66,10 @@ def test_target_memorised_forget_set_and_retain_model_did_not(executed):
     assert s["target_real_authors"] >= 0.8 and s["retain_world_facts"] >= 0.8, s
 
 
-METHOD_NOTEBOOKS = {"03_gradient_ascent_difference_kl": ("gradascent", "graddiff", "graddiff_kl"),
+METHOD_NOTEBOOKS = {"03_gradient_ascent_difference_kl": ("gradascent", "graddiff", "graddiff_kl", "wga", "satimp"),
                     "04_npo_simnpo": ("npo", "simnpo"),
                     "05_preference_methods": ("idknll", "idkdpo", "altpo"),
-                    "06_representation_distillation_task_vectors": ("rmu", "undial", "task_vector")}
+                    "06_representation_distillation_task_vectors": ("rmu", "undial", "ceu", "pdu", "task_vector")}
 # issue 3: these keep at least 0.6 of the target's retain-set recall; GradAscent may collapse
 RETAIN_KEEPERS = {"graddiff", "npo", "simnpo", "idkdpo", "idknll", "altpo"}
 
@@ -88,7 +88,7 @@ def test_forget_quality_and_privacy_phenomena(executed):
     assert s["retain_forget_quality"] == 1.0
     assert s["target_forget_quality"] < 0.05
     assert s["retain_privleak"] == 0.0 and s["target_privleak"] < -50
-    assert s["rows_filled"] == 13  # every unlearning method's leaderboard row, WHP's two included
+    assert s["rows_filled"] == 17  # every unlearning method's leaderboard row, WHP's two included
     # WHP on the TOFU forget set (forget authors' names as anchors) forgets in the same direction
     assert s["forget_rouge"]["whp"] < s["forget_rouge"]["target"], s["forget_rouge"]
 
