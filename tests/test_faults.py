@@ -3,6 +3,7 @@ the weights of a run that was never interrupted; a killed unlearning run starts 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -80,3 +81,42 @@ def test_a_killed_unlearning_run_starts_over_to_the_uninterrupted_weights(tmp_pa
     _finish(clean, "ensure_unlearned(profile, 'graddiff')")
     after_kill, uninterrupted = (read_safetensors(_model_dir(c, "unlearn/")) for c in (killed, clean))
     assert all(torch.equal(after_kill[k], uninterrupted[k]) for k in after_kill)
+
+
+def test_a_killed_evaluation_is_computed_again_to_the_same_numbers(tmp_path):
+    """An evaluation writes its summary last: killed midway it leaves nothing that looks done."""
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    evaluate = ("from nbutils.evaluation.tofu import ensure_tofu_eval\n"
+                "        ensure_tofu_eval(profile, ensure_target_model(profile), 'target', progress=False)")
+    _finish(killed, "ensure_target_model(profile)")
+    proc = _start(killed, evaluate)
+    _kill_when(proc, lambda: any((killed / "eval").glob("target-*/config.json")))
+    assert not any((killed / "eval").glob("target-*/TOFU_SUMMARY.json"))
+    _finish(killed, evaluate)
+    _finish(clean, evaluate)
+    summaries = [json.loads(next((c / "eval").glob("target-*/TOFU_SUMMARY.json")).read_text())
+                 for c in (killed, clean)]
+    assert summaries[0] == summaries[1]
+
+
+def test_a_killed_export_is_redone_and_loads_by_revision(tmp_path):
+    """An export writes each branch's ref last: killed midway, redone, every branch loads."""
+    cache = tmp_path / "cache"
+    _finish(cache, "ensure_unlearned(profile, 'graddiff')")
+    # every copy made slow, so that the kill lands while the export is still writing
+    export = ("import shutil, time\n"
+              "        copy = shutil.copyfile\n"
+              "        shutil.copyfile = lambda *a, **k: (time.sleep(0.2), copy(*a, **k))[1]\n"
+              "        from nbutils.publishing import export_run\n"
+              f"        export_run(ensure_unlearned(profile, 'graddiff'), profile, 'workbook/killed-export', "
+              f"cache_dir={str(tmp_path / 'hub')!r}, progress=False)")
+    proc = _start(cache, export)
+    _kill_when(proc, lambda: any((tmp_path / "hub").rglob("blobs/*")))
+    _finish(cache, export)
+    from nbutils.models.hub import cached_refs
+    refs = cached_refs("workbook/killed-export", tmp_path / "hub")
+    assert "main" in refs and "checkpoint-0" in refs
+    snapshot = tmp_path / "hub" / "models--workbook--killed-export" / "snapshots" / refs["main"]
+    run = _model_dir(cache, "unlearn/")
+    exported, original = read_safetensors(snapshot), read_safetensors(run)
+    assert all(torch.equal(exported[k], original[k]) for k in original)
