@@ -56,3 +56,13 @@ def test_a_local_folder_or_a_cached_copy_needs_no_network(no_network, tmp_path):
     snapshot.mkdir(parents=True)
     (snapshot / "config.json").write_text("{}")
     hub_access.require_hub("org/cached")
+
+
+def test_a_muse_hub_corpus_fails_fast_when_loaded(no_network):
+    from dataclasses import replace
+
+    from nbutils.data.muse import load_muse, muse_source
+    hub = replace(get_profile("tiny"), data_source="hub")
+    assert muse_source(hub, "books") == "muse-bench/MUSE-Books"  # naming the source needs no network
+    msg = _fails_fast(lambda: load_muse(hub, "raw", "forget", corpus="books"))
+    assert "'muse-bench/MUSE-Books'" in msg

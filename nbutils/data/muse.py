@@ -210,7 +210,6 @@ def muse_source(profile: Profile, corpus: str = "news") -> str:
     if corpus not in CORPORA:
         raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
     if profile.data_source == "hub":
-        require_hub(HUB_SOURCES[corpus], "dataset", "data_source")
         return HUB_SOURCES[corpus]
     return ensure_muse_source(profile, corpus)
 
@@ -264,6 +263,8 @@ def load_muse(profile: Profile, config: str, split: str, source: str | None = No
     source = source or muse_source(profile, corpus)
     if config not in MUSE_FIELDS:
         raise DataValidationError(f"{source}: unknown MUSE config {config!r}; use one of {sorted(MUSE_FIELDS)}")
+    if not Path(source).exists():
+        require_hub(source, "dataset", "data_source")  # seconds, not a 30 s timeout
     try:
         ds = datasets.load_dataset(source, config, split=split, **local_load_kwargs(source))
     except (ValueError, StopIteration, datasets.exceptions.DatasetGenerationError) as err:
