@@ -185,6 +185,24 @@ def test_gradnorm_against_a_hand_backward_and_leaves_no_gradients(micro_profile,
         assert score == pytest.approx(float(hand), rel=1e-4)
 
 
+def test_gradnorm_on_a_frozen_model_leaves_it_frozen(micro_profile, micro_models):
+    """WHP's inference-time model freezes its two models; the attack differentiates it anyway
+    and gives the same scores as the unfrozen model, then leaves it frozen."""
+    from nbutils.data.tofu import load_tofu
+    target, _, tok = micro_models
+    pairs = [(r["question"], r["answer"]) for r in list(load_tofu(micro_profile, micro_profile.forget_split))[:2]]
+    unfrozen = mia.gradnorm_scores(target, tok, pairs, micro_profile.prompt_format)
+    for p in target.parameters():
+        p.requires_grad_(False)
+    try:
+        frozen = mia.gradnorm_scores(target, tok, pairs, micro_profile.prompt_format)
+        assert not any(p.requires_grad for p in target.parameters())
+    finally:
+        for p in target.parameters():
+            p.requires_grad_(True)
+    assert frozen.tolist() == pytest.approx(unfrozen.tolist(), rel=1e-6)
+
+
 def test_evaluate_muse_end_to_end(micro_profile, micro_models):
     from nbutils.data.muse import load_muse
     target, retain, tok = micro_models

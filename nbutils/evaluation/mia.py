@@ -119,11 +119,16 @@ def gradnorm_scores(model, tokenizer, pairs: list[tuple[str, str]], prompt_forma
 
     Ours: the model runs in evaluation behaviour (no dropout; open-unlearning's code puts it in
     train mode) and the gradients come from ``torch.autograd.grad``, so none is left in
-    ``.grad`` for a later step to pick up."""
+    ``.grad`` for a later step to pick up; a frozen model's weights take gradients for the
+    attack only."""
     import torch
-    params = [p for p in model.parameters() if p.requires_grad and p.is_floating_point()]
+    params = [p for p in model.parameters() if p.is_floating_point()]
     if not params:
-        raise ValueError("GradNorm needs weights with gradients: a 4-bit or frozen model has none")
+        raise ValueError("GradNorm needs floating-point weights: a 4-bit model has none to differentiate")
+    # a frozen model (WHP's inference-time pair) has gradients too, for the time of the attack
+    frozen = [p for p in params if not p.requires_grad]
+    for p in frozen:
+        p.requires_grad_(True)
     device = params[0].device
     was_training = model.training
     model.eval()
@@ -149,6 +154,8 @@ def gradnorm_scores(model, tokenizer, pairs: list[tuple[str, str]], prompt_forma
             scores.append(float(torch.stack(norms).mean()))
     finally:
         model.train(was_training)
+        for p in frozen:
+            p.requires_grad_(False)
     return np.array(scores)
 
 
