@@ -86,10 +86,7 @@ def mark_complete(folder) -> None:
     folder = Path(folder)
     files = {f.name: f.stat().st_size for f in sorted(folder.iterdir())
              if f.is_file() and f.name not in _UNLISTED}
-    key = folder.name.rsplit("-", 1)[-1]
-    tmp = folder / f".{MARKER}.tmp{os.getpid()}"
-    tmp.write_text(json.dumps({"files": files, "key": key}, indent=1))
-    os.replace(tmp, folder / MARKER)
+    write_json(folder / MARKER, {"files": files, "key": folder.name.rsplit("-", 1)[-1]})
 
 
 def completeness_problem(folder) -> str | None:

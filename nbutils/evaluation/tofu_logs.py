@@ -11,12 +11,12 @@ read by its tools.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..paths import write_json
 from .memorisation import memorisation_scores
 from .rouge import _scorer
 from .scoring import TokenScores
@@ -186,9 +186,9 @@ class TofuEval:
         """Write ``TOFU_EVAL.json``, ``TOFU_SUMMARY.json`` (and our ``TOFU_META.json``)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        _write_json(folder / EVAL_FILE, self.logs)
-        _write_json(folder / META_FILE, self.meta)
-        _write_json(folder / SUMMARY_FILE, self.summary)  # last: marks a complete save
+        write_json(folder / EVAL_FILE, self.logs, indent=2)
+        write_json(folder / META_FILE, self.meta, indent=2)
+        write_json(folder / SUMMARY_FILE, self.summary, indent=2)  # last: marks a complete save
         return folder
 
     @classmethod
@@ -212,12 +212,6 @@ def describe_reference(reference) -> str:
     if isinstance(reference, TofuEval):
         return reference.meta.get("model", "TofuEval")
     return type(reference).__name__
-
-
-def _write_json(path: Path, payload) -> None:
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2))
-    os.replace(tmp, path)
 
 
 def load_reference(reference) -> np.ndarray:
