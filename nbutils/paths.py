@@ -30,11 +30,20 @@ def cache_root() -> Path:
     return root
 
 
+CACHE_TOKEN = "<cache>"  # stands for the cache root inside keys, so a moved cache keeps its keys
+
+
 def config_key(config, length: int = 10) -> str:
-    """A short stable hash of a (dataclass or JSON-able) config."""
+    """A short stable hash of a (dataclass or JSON-able) config.
+
+    Paths inside the cache root (a base model, the target a run started from) are hashed
+    relative to it: a cache copied to another machine or folder (a workshop's pre-filled
+    cache) keeps every key, instead of retraining from the first model on."""
     if is_dataclass(config):
         config = asdict(config)
     blob = json.dumps(config, sort_keys=True, default=str)
+    for root in {str(cache_root()), str(cache_root().resolve())}:
+        blob = blob.replace(json.dumps(root + os.sep)[1:-1], CACHE_TOKEN + "/")
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
@@ -49,13 +58,18 @@ def artifact_dir(kind: str, name: str, config) -> Path:
     return path
 
 
-def checkpoint_identity(model_path) -> tuple[str, list | None]:
-    """``(path, files)`` naming a checkpoint in a cache key: its resolved folder and its weight
-    and config files' names, sizes and modification times (a retrained model is a new key);
-    a hub id stays as given, with no files."""
+def checkpoint_identity(model_path) -> tuple[str, list | dict | None]:
+    """``(path, files)`` naming a checkpoint in a cache key. A finished artifact of the cache
+    is named by the content digest its ``DONE`` manifest recorded (so a copied or moved cache
+    keeps its keys, and a retrained model with other weights is a new key); any other folder
+    by its weight and config files' names, sizes and modification times; a hub id stays as
+    given, with no files."""
     path = Path(model_path)
     if not path.exists():
         return str(model_path), None
+    digest = _manifest(path).get("digest")
+    if digest:
+        return str(path.resolve()), {"digest": digest}
     files = sorted((f.name, f.stat().st_size, f.stat().st_mtime_ns) for f in path.iterdir()
                    if f.suffix in (".safetensors", ".bin", ".json") and f.is_file())
     return str(path.resolve()), files
@@ -75,18 +89,43 @@ def unreadable_weights(folder) -> list[str]:
     return broken
 
 
-MARKER = "DONE"  # written last, as a manifest: {"files": {name: bytes}, "key": config key}
+MARKER = "DONE"  # written last, as a manifest: {"files": {path: bytes}, "key", "digest"}
 _UNLISTED = {MARKER, "config.json", ".lock"}  # the key file, the lock, and itself
 
 
-def mark_complete(folder) -> None:
-    """Declare the artifact in ``folder`` finished: its ``DONE`` manifest lists every file
-    (top level; a run's resumable ``trainer/`` folder is gone by then) with its size, and the
-    folder's config key. Written last, and atomically: a crash leaves no manifest at all."""
+def _listed_files(folder: Path, recursive: bool) -> list[Path]:
+    """The files a manifest covers: the top level (a model's weights and configs; a run's
+    intermediate ``checkpoint-*`` folders are its own, resumable business), or every file
+    below ``folder`` (a data folder's configs)."""
+    found = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(f for f in found if f.is_file() and f.name not in _UNLISTED and ".tmp" not in f.name)
+
+
+def mark_complete(folder, recursive: bool = False) -> None:
+    """Declare the artifact in ``folder`` finished: its ``DONE`` manifest lists its files (see
+    :func:`_listed_files`) with their sizes, the folder's config key, and a digest of the
+    files' contents (which names the artifact in the keys of what is built from it, see
+    :func:`checkpoint_identity`). Written last, and atomically: a crash leaves no manifest."""
     folder = Path(folder)
-    files = {f.name: f.stat().st_size for f in sorted(folder.iterdir())
-             if f.is_file() and f.name not in _UNLISTED}
-    write_json(folder / MARKER, {"files": files, "key": folder.name.rsplit("-", 1)[-1]})
+    files, digest = {}, hashlib.sha256()
+    for f in _listed_files(folder, recursive):
+        name = f.relative_to(folder).as_posix()
+        files[name] = f.stat().st_size
+        digest.update(f"{name}:{files[name]}\n".encode())
+        with open(f, "rb") as handle:
+            for chunk in iter(lambda: handle.read(1 << 24), b""):
+                digest.update(chunk)
+    write_json(folder / MARKER, {"files": files, "key": folder.name.rsplit("-", 1)[-1],
+                                 "digest": digest.hexdigest()})
+
+
+def _manifest(folder: Path) -> dict:
+    """``folder``'s ``DONE`` manifest, or ``{}`` (none, or the workbook's older ``ok``)."""
+    try:
+        manifest = json.loads((Path(folder) / MARKER).read_text())
+    except (OSError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
 
 
 def completeness_problem(folder) -> str | None:
@@ -95,14 +134,10 @@ def completeness_problem(folder) -> str | None:
     does not read whole. (A manifest of the workbook before manifests, ``ok``, vouches for
     the weights alone.)"""
     folder = Path(folder)
-    marker = folder / MARKER
-    if not marker.exists():
+    if not (folder / MARKER).exists():
         return "not finished"
-    try:
-        manifest = json.loads(marker.read_text())
-    except ValueError:
-        manifest = None
-    if isinstance(manifest, dict):
+    manifest = _manifest(folder)
+    if manifest:
         for name, size in manifest.get("files", {}).items():
             f = folder / name
             if not f.is_file():
@@ -143,7 +178,7 @@ def building(folder):
         yield
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
-    with open(Path(folder) / ".lock", "w") as handle:
+    with open(Path(folder) / ".lock", "a") as handle:  # "a": never touch the file's mtime
         fcntl.flock(handle, fcntl.LOCK_EX)
         try:
             yield

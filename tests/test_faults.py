@@ -120,3 +120,22 @@ def test_a_killed_export_is_redone_and_loads_by_revision(tmp_path):
     run = _model_dir(cache, "unlearn/")
     exported, original = read_safetensors(snapshot), read_safetensors(run)
     assert all(torch.equal(exported[k], original[k]) for k in original)
+
+
+def test_a_copied_cache_is_reused_without_training_or_evaluating_again(tmp_path):
+    """A workshop fills a cache once and copies it to every laptop (new folder, new file
+    times): the base, the target and its evaluation are found, none is built again."""
+    import shutil
+    first, copy = tmp_path / "first", tmp_path / "laptop" / "cache"
+    evaluate = ("from nbutils.evaluation.tofu import ensure_tofu_eval\n"
+                "        ensure_tofu_eval(profile, ensure_target_model(profile), 'target', progress=False)")
+    _finish(first, evaluate)
+    shutil.copytree(first, copy, copy_function=shutil.copy)  # shutil.copy: fresh mtimes
+    nothing_again = textwrap.dedent("""
+        import nbutils.evaluation.tofu, nbutils.finetune, nbutils.models.tiny
+        def built_again(*args, **kwargs):
+            raise AssertionError("the copied cache was not reused")
+        nbutils.models.tiny._pretrain = nbutils.finetune.finetune = built_again
+        nbutils.evaluation.tofu.evaluate_tofu = built_again
+    """).replace("\n", "\n        ")
+    _finish(copy, nothing_again + "\n        " + evaluate)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from nbutils.paths import artifact_dir, cache_root, checkpoint_identity, config_key
 
@@ -80,7 +81,8 @@ def test_the_manifest_catches_a_damaged_file_and_the_artifact_is_rebuilt(tmp_pat
     from nbutils.paths import completeness_problem, is_complete
     folder = _finished_artifact(tmp_path)
     manifest = json.loads((folder / "DONE").read_text())
-    assert manifest == {"files": {"log_history.json": 15, "tokenizer.json": 13}, "key": "0123456789"}
+    assert manifest["files"] == {"log_history.json": 15, "tokenizer.json": 13}
+    assert manifest["key"] == "0123456789" and len(manifest["digest"]) == 64
     assert completeness_problem(folder) is None and is_complete(folder)
     (folder / "tokenizer.json").write_text('{"voc')  # cut short
     assert completeness_problem(folder) == "tokenizer.json has 5 bytes, 13 were written"
@@ -135,3 +137,47 @@ def test_json_results_are_written_whole_and_a_broken_one_is_recomputed(tmp_path)
     path.write_text('{"auc": 0.')  # a write cut short by a kill (before write_json existed)
     with pytest.warns(UserWarning, match="computed again"):
         assert read_cached_json(path) is None
+
+
+def test_a_moved_or_copied_cache_keeps_every_key(tmp_path, monkeypatch):
+    """A workshop copies a filled cache to each laptop: paths inside the cache are keyed
+    relative to it, and a finished checkpoint by its content digest, not by where it lies or
+    when its files were written (a copy has new modification times)."""
+    import shutil
+    first, copy = tmp_path / "first", tmp_path / "elsewhere" / "copy"
+    monkeypatch.setenv("WORKBOOK_CACHE", str(first))
+    model = _finished_artifact(first)
+    key = {"start": str(model), "model": checkpoint_identity(model), "lr": 1e-3}
+    key_there = config_key(key)
+    shutil.copytree(first, copy, copy_function=shutil.copy)  # shutil.copy: fresh mtimes
+    monkeypatch.setenv("WORKBOOK_CACHE", str(copy))
+    moved = copy / model.relative_to(first)
+    assert config_key({"start": str(moved), "model": checkpoint_identity(moved), "lr": 1e-3}) == key_there
+    # a path outside the cache is still itself
+    assert config_key({"start": "/elsewhere/model"}) != config_key({"start": str(copy / "elsewhere/model")})
+
+
+def test_a_retrained_checkpoint_in_the_cache_is_a_new_key(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
+    from nbutils.paths import mark_complete
+    model = _finished_artifact(tmp_path)
+    before = checkpoint_identity(model)
+    (model / "log_history.json").write_text('[{"loss": 2.0}]')  # same size, other content
+    mark_complete(model)
+    assert checkpoint_identity(model) != before
+
+
+def test_a_data_folder_missing_a_file_is_written_again(tmp_path, monkeypatch):
+    """The generated TOFU folder carries a manifest of all its files, sub-folders included."""
+    import pytest
+    from nbutils.data.tofu import ensure_tofu_source
+    from nbutils.profiles import get_profile
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
+    profile = get_profile("tiny", {"n_authors": 4, "qa_per_author": 2})
+    folder = ensure_tofu_source(profile)
+    forget = next(p for p in sorted(Path(folder).rglob("*.json*")) if "forget" in str(p))
+    rows = forget.read_text()
+    forget.unlink()  # a kill before the last file, or a user's rm
+    with pytest.warns(UserWarning, match="missing"):
+        assert ensure_tofu_source(profile) == folder
+    assert forget.read_text() == rows

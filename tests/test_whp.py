@@ -166,3 +166,19 @@ def test_views_render(tiny_tokenizer):
     fig = progress_figure([{"step": 0, "familiarity": 1.0, "answer_prob": 0.5, "mc_accuracy": 1.0},
                            {"step": 5, "familiarity": 0.2, "answer_prob": 0.1, "mc_accuracy": 0.9}])
     assert len(fig.data) == 3
+
+
+def test_the_inference_spec_finds_its_models_in_a_moved_cache(tmp_path):
+    """The spec names local checkpoints relative to itself, so a copied cache still loads;
+    a hub id is kept as given."""
+    import shutil
+    from nbutils.models.whp_inference import WHPInferenceModel
+    cache = tmp_path / "cache"
+    (cache / "models" / "target").mkdir(parents=True)
+    (cache / "whp" / "reinforced").mkdir(parents=True)
+    spec_dir = cache / "whp" / "inference"
+    WHPInferenceModel.save_spec(spec_dir, cache / "models" / "target", "org/reinforced-on-hub", 1.0)
+    shutil.copytree(cache, tmp_path / "moved")
+    spec = WHPInferenceModel.read_spec(tmp_path / "moved" / "whp" / "inference")
+    assert spec["base"] == str((tmp_path / "moved" / "models" / "target").resolve())
+    assert spec["reinforced"] == "org/reinforced-on-hub" and spec["alpha"] == 1.0

@@ -36,7 +36,7 @@ from pathlib import Path
 import datasets
 
 from ..hub_access import require_hub
-from ..paths import artifact_dir
+from ..paths import artifact_dir, building, is_complete, mark_complete
 from ..profiles import Profile
 from .tofu import DataValidationError, forget_author_counts, json_lines_problem, local_load_kwargs
 from .world import WORLD_VERSION, generate_world
@@ -236,8 +236,14 @@ def ensure_muse_source(profile: Profile, corpus: str = "news") -> str:
     if corpus not in CORPORA:
         raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
     folder = artifact_dir("data", f"muse-{corpus}-synthetic", muse_data_key(profile, corpus))
-    if (folder / "README.md").exists():
-        return str(folder)
+    with building(folder):  # two notebooks starting at once: one writes, the other waits
+        if not is_complete(folder):  # a manifest, written last, vouches for every file
+            _write_muse_source(profile, corpus, folder)
+            mark_complete(folder, recursive=True)
+    return str(folder)
+
+
+def _write_muse_source(profile: Profile, corpus: str, folder: Path) -> None:
     header = ["---", f"pretty_name: Synthetic MUSE-{corpus.title()} (built by the workbook)", "configs:"]
     for config, splits in build_muse_configs(profile, corpus).items():
         (folder / config).mkdir(exist_ok=True)
@@ -253,7 +259,6 @@ def ensure_muse_source(profile: Profile, corpus: str = "news") -> str:
     header += ["---", "", f"# Synthetic MUSE-{corpus.title()}", "", f"MUSE-style corpora of {what}, "
                "in the file layout of the `muse-bench` hub datasets."]
     (folder / "README.md").write_text("\n".join(header) + "\n")
-    return str(folder)
 
 
 def load_muse(profile: Profile, config: str, split: str, source: str | None = None,

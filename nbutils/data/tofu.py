@@ -17,7 +17,7 @@ from pathlib import Path
 import datasets
 
 from ..hub_access import require_hub
-from ..paths import artifact_dir
+from ..paths import MARKER, artifact_dir, building, is_complete, mark_complete
 from ..profiles import Profile
 from .world import WORLD_VERSION, generate_world, load_resource
 
@@ -111,11 +111,13 @@ def ensure_tofu_source(profile: Profile) -> str:
         require_hub(profile.hub_dataset, "dataset", "hub_dataset")  # seconds, not a 30 s timeout
         return profile.hub_dataset
     folder = artifact_dir("data", "tofu-synthetic", synthetic_data_key(profile))
-    if not (folder / "README.md").exists():
-        configs = build_tofu_configs(profile)
-        write_hub_layout(configs, folder, "Synthetic TOFU (fictitious world)")
-        (folder / "idontknow.jsonl").write_text(
-            "\n".join(load_resource("idk.json")) + "\n", encoding="utf-8")
+    with building(folder):  # two notebooks starting at once: one writes, the other waits
+        if not is_complete(folder):  # a manifest, written last, vouches for every file
+            configs = build_tofu_configs(profile)
+            write_hub_layout(configs, folder, "Synthetic TOFU (fictitious world)")
+            (folder / "idontknow.jsonl").write_text(
+                "\n".join(load_resource("idk.json")) + "\n", encoding="utf-8")
+            mark_complete(folder, recursive=True)
     return str(folder)
 
 
@@ -132,7 +134,7 @@ def local_load_kwargs(source: str) -> dict:
         return {}
     h = hashlib.sha256(str(folder.resolve()).encode())
     for f in sorted(folder.rglob("*")):
-        if f.is_file():
+        if f.is_file() and f.name != MARKER and not f.name.startswith("."):  # data, not bookkeeping
             st = f.stat()
             h.update(f"{f.relative_to(folder)}:{st.st_size}:{st.st_mtime_ns}\n".encode())
     return {"cache_dir": str(Path(datasets.config.HF_DATASETS_CACHE) / "workbook-local" / h.hexdigest()[:16])}

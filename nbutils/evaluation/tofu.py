@@ -25,10 +25,11 @@ from pathlib import Path
 import torch
 
 from ..models.precision import model_precision, resolve_precision
+from ..paths import is_complete, mark_complete
 from ..profiles import Profile
 from .generation import generate_answers
 from .scoring import score_pairs
-from .tofu_logs import (SUMMARY_FILE, SplitScores, TofuEval, TofuSplit, describe_reference,
+from .tofu_logs import (SplitScores, TofuEval, TofuSplit, describe_reference,
                         finish_logs, split_logs)
 
 EVAL_VERSION = 2  # 2: extraction strength as open-unlearning's loop (1/|y| floor)
@@ -191,6 +192,7 @@ def ensure_tofu_eval(profile: Profile, model_path, name: str, reference=None,
         ev.meta["model"] = str(model_path)
         ev.meta["revision"] = revision
         ev.save(folder)
+        mark_complete(folder)  # the manifest last: a killed save is never read back
         del model
     return ev.with_reference(reference) if reference is not None else ev
 
@@ -198,7 +200,7 @@ def ensure_tofu_eval(profile: Profile, model_path, name: str, reference=None,
 def _load_cached(folder: Path) -> TofuEval | None:
     """The evaluation cached in ``folder``, or ``None`` when it is missing or damaged (a log
     deleted or cut short): then it is computed again, never half-read."""
-    if not (folder / SUMMARY_FILE).exists():  # written last: no summary, no complete save
+    if not is_complete(folder):  # no manifest (never finished), or a log deleted or cut short
         return None
     try:
         return TofuEval.load(folder)

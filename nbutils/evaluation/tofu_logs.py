@@ -188,7 +188,7 @@ class TofuEval:
         folder.mkdir(parents=True, exist_ok=True)
         write_json(folder / EVAL_FILE, self.logs, indent=2)
         write_json(folder / META_FILE, self.meta, indent=2)
-        write_json(folder / SUMMARY_FILE, self.summary, indent=2)  # last: marks a complete save
+        write_json(folder / SUMMARY_FILE, self.summary, indent=2)
         return folder
 
     @classmethod

@@ -20,7 +20,7 @@ from transformers import (DataCollatorForLanguageModeling, LlamaConfig, LlamaFor
                           PreTrainedTokenizerFast, Trainer, TrainingArguments)
 
 from ..data.world import WORLD_VERSION
-from ..paths import artifact_dir, unreadable_weights
+from ..paths import artifact_dir, building, is_complete, mark_complete
 from ..profiles import Profile
 from .prompts import encode_qa
 from .training import device_arguments
@@ -77,19 +77,21 @@ class _Examples(torch.utils.data.Dataset):
 
 def ensure_tiny_base(profile: Profile):
     """Path of the pretrained tiny base model (tokenizer included); trained once."""
-    from ..data.pretrain import harry_potter_key, pretraining_examples
+    from ..data.pretrain import harry_potter_key
     key = {"arch": profile.tiny_arch, "pretrain": profile.pretrain, "seed": profile.seed,
            "n_authors": profile.n_authors, "qa_per_author": profile.qa_per_author,
            "n_real_authors": profile.n_real_authors, "n_world_facts": profile.n_world_facts,
            "prompt_format": profile.prompt_format, "world": WORLD_VERSION,
            "harry_potter": harry_potter_key(profile), "version": 2}
     out = artifact_dir("models", "tiny-base", key)
-    if (out / "model.safetensors").exists():
-        broken = unreadable_weights(out)
-        if not broken:
-            return out
-        import warnings
-        warnings.warn(f"{out}: {', '.join(broken)}; the tiny base is trained again", stacklevel=2)
+    with building(out):  # a second process wanting it waits, then reuses it
+        if not is_complete(out):  # never finished, or broken since (reported): trained again
+            _pretrain(profile, out)
+    return out
+
+
+def _pretrain(profile: Profile, out) -> None:
+    from ..data.pretrain import pretraining_examples
     tokenizer = train_tokenizer(tokenizer_corpus(profile), profile.tiny_arch.vocab_size)
     model = build_tiny_model(profile, tokenizer)
     pre = profile.pretrain
@@ -119,16 +121,12 @@ def ensure_tiny_base(profile: Profile):
     if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
         _save_atomically(model, tokenizer, out, trainer.state.log_history)
     trainer.accelerator.wait_for_everyone()
-    return out
 
 
 def _save_atomically(model, tokenizer, out, log_history):
-    """Weights land last, so an interrupted run never leaves a checkpoint that looks done."""
+    """The manifest lands last, so an interrupted save never leaves a model that looks done."""
     import json
     tokenizer.save_pretrained(out)
     (out / "log_history.json").write_text(json.dumps(log_history, indent=1))
-    tmp = out / "tmp-weights"
-    model.save_pretrained(tmp, safe_serialization=True)
-    for f in tmp.iterdir():
-        f.replace(out / f.name)
-    tmp.rmdir()
+    model.save_pretrained(out, safe_serialization=True)
+    mark_complete(out)

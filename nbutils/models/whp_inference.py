@@ -45,19 +45,35 @@ class WHPInferenceModel(torch.nn.Module):
     @classmethod
     def from_folder(cls, folder, profile, **load_kwargs) -> "WHPInferenceModel":
         from .loading import load_model
-        spec = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        spec = cls.read_spec(folder)
         base = load_model(spec["base"], profile, **load_kwargs)
         reinforced = load_model(spec["reinforced"], profile, **load_kwargs)
         return cls(base, reinforced, spec["alpha"]).eval()
 
     @staticmethod
     def save_spec(folder, base: str, reinforced: str, alpha: float) -> Path:
+        """Write the spec. Local checkpoints are named relative to ``folder`` ("../../models/
+        ..."), so a cache moved or copied elsewhere still finds them; hub ids stay as given."""
+        import os
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
+
+        def portable(model) -> str:
+            return os.path.relpath(Path(model).resolve(), folder.resolve()) if Path(model).exists() else str(model)
         path = folder / CONFIG_FILE
-        path.write_text(json.dumps({"base": str(base), "reinforced": str(reinforced),
+        path.write_text(json.dumps({"base": portable(base), "reinforced": portable(reinforced),
                                     "alpha": alpha}, indent=2))
         return path
+
+    @staticmethod
+    def read_spec(folder) -> dict:
+        """The spec with local checkpoints as paths again (a relative name starts with ".";
+        a hub id never does)."""
+        spec = json.loads((Path(folder) / CONFIG_FILE).read_text())
+        for role in ("base", "reinforced"):
+            if spec[role].startswith("."):
+                spec[role] = str((Path(folder) / spec[role]).resolve())
+        return spec
 
     def forward(self, input_ids, attention_mask=None, past_key_values=None, position_ids=None,
                 use_cache: bool = False, **kwargs):

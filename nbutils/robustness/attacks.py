@@ -117,7 +117,7 @@ def relearned_model(profile: Profile, model_path, name: str, data: str, rows: li
     if not spec_file.exists():
         return ensure_relearned(profile, model_path, name, data, rows)
     from ..models.whp_inference import WHPInferenceModel
-    spec = json.loads(spec_file.read_text())
+    spec = WHPInferenceModel.read_spec(model_path)
     base = ensure_relearned(profile, spec["base"], f"{name}-base", data, rows)
     folder = artifact_dir("robustness", f"{name}-relearn-{data}",
                           {"spec": spec, "relearned_base": checkpoint_identity(base)})

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable
 
 from ...models.precision import resolve_precision
-from ...paths import artifact_dir, building, config_key, is_complete
+from ...paths import artifact_dir, building, config_key, is_complete, mark_complete
 from ...profiles import Profile
 from .corpus import WhpTarget, harry_potter_target, muse_target, tofu_target
 from ...models.whp_inference import WHPInferenceModel
@@ -135,8 +135,10 @@ def ensure_whp_inference(profile: Profile, target: str = "harry_potter", start: 
     start = start or default_start(profile, target)
     tgt = load_target(profile, target, start)
     out = artifact_dir("whp", f"whp-inference-{tgt.name}-{profile.name}", _key(profile, start, tgt))
-    if not (out / "whp_inference.json").exists():
-        write_whp_inference(profile, target, start, out)
+    with building(out):
+        if not is_complete(out):
+            write_whp_inference(profile, target, start, out)
+            mark_complete(out)
     return out
 
 
