@@ -25,7 +25,7 @@ from .data.tofu import check_splits, ensure_tofu_source, load_tofu, synthetic_da
 from .models.loading import ensure_base_model, load_model, load_tokenizer
 from .models.precision import resolve_precision
 from .models.prompts import answer_window, encode_qa
-from .models.training import device_arguments, quiet_logging, resumable_checkpoint
+from .models.training import checkpointing_arguments, device_arguments, quiet_logging, resumable_checkpoint
 from .paths import artifact_dir, building, is_complete, mark_complete
 from .profiles import Profile
 
@@ -109,7 +109,7 @@ def training_arguments(profile: Profile, output_dir: Path, n_examples: int, **ex
         # checkpoints to resume from: every epoch, but no more than ~5 per run
         logging_steps=max(1, steps_per_epoch // 2), save_strategy="steps",
         save_steps=max(steps_per_epoch, int(steps_per_epoch * ft.epochs) // 5), save_total_limit=1,
-        **device_arguments(profile), gradient_checkpointing=ft.gradient_checkpointing and not ft.load_in_4bit,
+        **device_arguments(profile), **checkpointing_arguments(ft.gradient_checkpointing and not ft.load_in_4bit),
         report_to=[], seed=profile.seed, dataloader_num_workers=0, remove_unused_columns=False,
         # batches of similar length: little padding (the Trainer's length-grouped sampler)
         train_sampling_strategy="group_by_length",

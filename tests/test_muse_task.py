@@ -251,3 +251,21 @@ def test_sustainability_chains_runs(micro_muse, micro_base):
                               task=UnlearningTask("muse_news", "sust/forget_2"))
     assert json.loads((second / "unlearning.json").read_text())["start"] == str(first)
     assert "sust_forget_2" in second.name
+
+
+@pytest.mark.parametrize("method", ["wga", "satimp", "ceu", "pdu"])
+def test_the_newer_objectives_unlearn_raw_text_too(method, micro_muse, micro_base):
+    """Issue 15: WGA, SatImp, CE-U and PDU run on the MUSE task (every label of a text block
+    is a token to forget) and get their row of the MUSE table."""
+    from nbutils.finetune import ensure_muse_model
+    from nbutils.muse_task import MUSE_METHODS, muse_evals, muse_table
+    from nbutils.unlearning import ensure_unlearned
+    assert method in MUSE_METHODS
+    target = ensure_muse_model(micro_muse, "news", "target")
+    retrain = ensure_muse_model(micro_muse, "news", "retrain")
+    run = ensure_unlearned(micro_muse, method, task="muse_news")
+    log = json.loads((run / "log_history.json").read_text())
+    assert [e for e in log if "forget_loss" in e] and all(e["forget_loss"] == e["forget_loss"] for e in log if "forget_loss" in e)
+    table = muse_table(muse_evals(micro_muse, "news", {"target": target, "retrain": retrain, method: run}))
+    assert list(table.index) == ["Origin", "Retrain", method]
+    assert 0 <= table.loc[method, "VerbMem_f"] <= 100

@@ -24,6 +24,18 @@ def device_arguments(profile=None) -> dict:
     return arguments
 
 
+def checkpointing_arguments(enabled: bool) -> dict:
+    """``TrainingArguments`` keywords for activation checkpointing: none when it is off, and
+    the name the installed transformers knows when on (v5 renamed ``gradient_checkpointing``
+    to ``activation_checkpointing`` and warns on the old name)."""
+    if not enabled:
+        return {}
+    import dataclasses
+    from transformers import TrainingArguments
+    names = {f.name for f in dataclasses.fields(TrainingArguments)}
+    return {"activation_checkpointing" if "activation_checkpointing" in names else "gradient_checkpointing": True}
+
+
 class QuietProgress(ProgressCallback):
     """The progress bar without a printed dict per logging step (the logs are kept in
     ``log_history`` and plotted by the notebooks)."""
