@@ -255,3 +255,16 @@ def test_knowmem_sets_batched_together_equal_separate(micro_profile, micro_model
     together = muse._knowmem_many(target, tok, [f, r], 6, 64)
     assert together[0] == muse.knowmem(target, tok, *f, max_new_tokens=6)
     assert together[1] == muse.knowmem(target, tok, *r, max_new_tokens=6)
+
+
+def test_the_gradnorm_cost_benchmark_runs(micro_overrides, micro_models):
+    """``benchmarks/bench_mia.py``: GradNorm's time beside the scoring attacks' (no threshold:
+    timings are noisy; the ratio is read from a run on an idle machine)."""
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_mia.py"
+    spec = importlib.util.spec_from_file_location(path.stem, path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    result = bench.main("tiny", micro_overrides, repeats=1, verbose=False)
+    assert result["items"] > 0 and result["gradnorm / scoring"] > 0
