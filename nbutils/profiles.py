@@ -335,13 +335,28 @@ PROFILES: dict[str, Profile] = {
         #   npo 7e-4: 0.83 / 0.98x / 0.45x (holds); gradascent 1e-3: 0.34 / 0.63x / 0.13x (no
         #   longer collapses below 0.5x), {2e-3, 3e-3}: 1.5e-11 / 0 / 0 both (collapses, as
         #   TOFU's GradAscent does at its default settings) -> 2e-3; simnpo 3e-3, beta 1: 0.17 /
-        #   0.77x / 0.52x (just short of halving). The rest is unmeasured on this target.
+        #   0.77x / 0.52x (just short of halving).
+        # Re-measured in fp32 on an AVX2 CPU (2026-12-01, the same target trained in fp32), at
+        # the rates below: gradascent 1e-8 / 0 / 0; npo 0.57 / 1.08x / 0.26x; simnpo 0.83 /
+        # 0.92x / 0.26x (halves it now); at the base rate graddiff 0.83 / 0.96x / 0.18x,
+        # graddiff_kl 0.57 / 0.80x / 0.06x, wga 0.34 / 1.07x / 0.15x, pdu 0.83 / 0.93x / 0.10x.
+        # The newer methods' grids (same columns):
+        #   ceu    lr {1e-3, 6e-4, 3e-4, 1e-4}: 0.83 / 0.53x / 0.09x, 0.57 / 0.98x / 0.28x,
+        #          0.004 / 1.04x / 0.41x, 2e-5 / 1.00x / 0.99x -> 6e-4 (CE-U has no retain
+        #          term: at 1e-3 utility falls with the forget set)
+        #   satimp lr {1e-3, 3e-3, 1e-2} at gamma 0.1 (its config): 1e-5 / 1.01x / 0.89x,
+        #          1e-6 / 0.95x / 0.80x, 0.004 / 0.45x / 0.54x; gamma 1 (its README) at 3e-3:
+        #          1e-6 / 0.95x / 0.62x -> 3e-3, gamma 1. Its weights p^5 (1 - p) vanish on
+        #          tokens the target is sure of, so it forgets memorised answers slowly.
+        # idknll, idkdpo, altpo, rmu, undial and task_vector are unmeasured on this target.
         unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
                               method_schedule=False, probe_examples=8,
                               method_hparams={"npo": {"learning_rate": 7e-4},
                                               "gradascent": {"learning_rate": 2e-3},
-                                              "simnpo": {"learning_rate": 3e-3, "beta": 1.0}}),
+                                              "simnpo": {"learning_rate": 3e-3, "beta": 1.0},
+                                              "ceu": {"learning_rate": 6e-4},
+                                              "satimp": {"learning_rate": 3e-3, "gamma": 1.0}}),
         # WHP on a CPU-sized slice of the corpus: the passages behind every familiarity prompt
         whp=WhpConfig(corpus_passages=62, block_length=128, reinforce_epochs=3,
                       reinforce_learning_rate=3e-4, lora=True, alpha=5.0, finetune_epochs=4,
