@@ -42,7 +42,8 @@ def config_key(config, length: int = 10) -> str:
     if is_dataclass(config):
         config = asdict(config)
     blob = json.dumps(config, sort_keys=True, default=str)
-    for root in {str(cache_root()), str(cache_root().resolve())}:
+    cache = cache_root()
+    for root in {str(cache), str(cache.resolve())}:
         blob = blob.replace(json.dumps(root + os.sep)[1:-1], CACHE_TOKEN + "/")
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 

@@ -119,11 +119,11 @@ def _pretrain(profile: Profile, out) -> None:
                       data_collator=DataCollatorForLanguageModeling(tokenizer, mlm=False))
     trainer.train()
     if trainer.is_world_process_zero():  # multi-process runs: every process trains, one writes
-        _save_atomically(model, tokenizer, out, trainer.state.log_history)
+        _save_then_mark(model, tokenizer, out, trainer.state.log_history)
     trainer.accelerator.wait_for_everyone()
 
 
-def _save_atomically(model, tokenizer, out, log_history):
+def _save_then_mark(model, tokenizer, out, log_history):
     """The manifest lands last, so an interrupted save never leaves a model that looks done."""
     import json
     tokenizer.save_pretrained(out)
