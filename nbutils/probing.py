@@ -22,7 +22,7 @@ import plotly.graph_objects as go
 import torch
 
 from .evaluation.generation import left_pad
-from .paths import cache_root
+from .paths import MARKER, cache_root
 from .plots import next_token_panels
 
 
@@ -147,9 +147,9 @@ def probe_catalogue(profile) -> dict[str, str]:
     root = cache_root()
     for kind in ("whp", "unlearn", "models"):
         for folder in sorted((root / kind).glob("*")) if (root / kind).exists() else []:
-            done = (folder / "DONE").exists() or (folder / "whp_inference.json").exists()
+            finished = (folder / MARKER).exists()  # its manifest; half-trained runs are not offered
             weights = any(folder.glob("*.safetensors")) or (folder / "whp_inference.json").exists()
-            if done and weights and _belongs_to(folder, profile):
+            if finished and weights and _belongs_to(folder, profile):
                 found[_label(kind, folder)] = str(folder)
     return found
 

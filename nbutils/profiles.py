@@ -363,7 +363,11 @@ PROFILES: dict[str, Profile] = {
                       finetune_learning_rate=3e-4, batch_size=8, eval_points=3),
         muse=MuseConfig(books_passages=40, block_length=128, finetune_epochs=10,
                         finetune_learning_rate=1e-3, unlearn_epochs=5, unlearn_learning_rate=1e-3,
-                        unlearn_batch_size=4),
+                        unlearn_batch_size=4,
+                        # one method per family, as on tiny: all fourteen on both corpora plus
+                        # the growing and successive requests are ~44 LoRA runs and evaluations,
+                        # two hours of notebook 12 on a 2-core CPU; {"muse.methods": ()} runs all
+                        methods=("graddiff", "npo", "simnpo", "rmu", "task_vector")),
         # relearning at the LoRA finetuning rate: 2 epochs of the 10 shown questions (2 steps)
         robustness=RobustnessConfig(relearn_learning_rate=1e-3, relearn_epochs=2.0),
         # the synthetic answers are at most ~31 tokens; probes 5-9
@@ -457,6 +461,9 @@ def _set(obj, path: list[str], value, full_key: str):
             # a float field whose default is written as an int (UnlearnConfig.epochs = 10)
             ok = isinstance(value, (int, float))
             value = float(value) if ok else value
+        elif isinstance(current, tuple) and isinstance(value, list):
+            # YAML (papermill's -p) has no tuples: a list is what a user can write
+            ok, value = True, tuple(value)
         else:
             ok = isinstance(value, type(current))
         if not ok:

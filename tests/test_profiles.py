@@ -164,3 +164,12 @@ def test_cpu_bf16_detection_reads_cpuinfo_flags(tmp_path, monkeypatch):
         assert cpuinfo_with("fpu sse avx2 avx512f") is False             # emulated bf16: slower
     finally:
         precision.cpu_has_fast_bf16.cache_clear()
+
+
+def test_a_list_is_accepted_for_a_tuple_field():
+    # papermill's -p OVERRIDES arrives as YAML, which has lists and no tuples
+    p = get_profile("tiny", {"muse.methods": ["npo", "simnpo"]})
+    assert p.muse.methods == ("npo", "simnpo")
+    assert get_profile("smol", {"muse.methods": []}).muse.methods == ()
+    with pytest.raises(TypeError, match="expected tuple"):
+        get_profile("tiny", {"muse.methods": "npo"})

@@ -19,7 +19,8 @@ import numpy as np
 import pandas as pd
 
 from ..models.precision import resolve_precision
-from ..paths import artifact_dir, checkpoint_identity, read_cached_json, write_json
+from ..paths import (artifact_dir, building, checkpoint_identity, is_complete, mark_complete,
+                     read_cached_json, write_json)
 from ..profiles import Profile
 from .fluency import fluency
 from .logit_lens import layer_answer_probs
@@ -121,10 +122,12 @@ def relearned_model(profile: Profile, model_path, name: str, data: str, rows: li
     base = ensure_relearned(profile, spec["base"], f"{name}-base", data, rows)
     folder = artifact_dir("robustness", f"{name}-relearn-{data}",
                           {"spec": spec, "relearned_base": checkpoint_identity(base)})
-    WHPInferenceModel.save_spec(folder, base, spec["reinforced"], spec["alpha"])
-    if not (folder / "tokenizer_config.json").exists():  # loadable on its own, as the run folder is
-        from ..models.loading import load_tokenizer
-        load_tokenizer(str(model_path), profile).save_pretrained(folder)
+    with building(folder):
+        if not is_complete(folder):
+            WHPInferenceModel.save_spec(folder, base, spec["reinforced"], spec["alpha"])
+            from ..models.loading import load_tokenizer  # loadable on its own, as the run folder is
+            load_tokenizer(str(model_path), profile).save_pretrained(folder)
+            mark_complete(folder)
     return folder
 
 
