@@ -348,7 +348,10 @@ PROFILES: dict[str, Profile] = {
         #          1e-6 / 0.95x / 0.80x, 0.004 / 0.45x / 0.54x; gamma 1 (its README) at 3e-3:
         #          1e-6 / 0.95x / 0.62x -> 3e-3, gamma 1. Its weights p^5 (1 - p) vanish on
         #          tokens the target is sure of, so it forgets memorised answers slowly.
-        # idknll, idkdpo, altpo, rmu, undial and task_vector are unmeasured on this target.
+        # At the base rate (headless run of 2026-12-02): idknll 0.001 / 0.79x / 0.02x, idkdpo
+        # 0.012 / 0.66x / 0.01x (both refuse: the true answer keeps its probability), altpo
+        # 0.012 / 0.90x / 0.54x, rmu 0.004 / 0.91x / 0.48x, undial 0.012 / 0.98x / 0.26x;
+        # task_vector 0.17 / 0.75x / 0.21x.
         unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
                               method_schedule=False, probe_examples=8,
