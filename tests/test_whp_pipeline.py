@@ -60,3 +60,24 @@ def test_profile_override_of_whp_fields():
     assert p.whp.alpha == 2.5 and p.whp.lora
     with pytest.raises(KeyError, match="whp"):
         get_profile("tiny", {"whp.alhpa": 1.0})
+
+
+def test_relearning_whp_at_inference_time_finetunes_its_baseline(whp_profile, micro_base):
+    """The relearning attack on WHP's inference-time variant: the attacker finetunes the
+    checkpoint that answers and keeps the combination, a folder finished like any artifact."""
+    from nbutils.models.loading import load_model
+    from nbutils.paths import is_complete
+    from nbutils.probing import probe_catalogue
+    from nbutils.robustness.attacks import forget_rows, relearned_model
+    from nbutils.unlearning import ensure_unlearned
+    from nbutils.unlearning.whp import WHPInferenceModel
+    run = ensure_unlearned(whp_profile, "whp_inference")
+    rows = forget_rows(whp_profile)[:4]
+    folder = relearned_model(whp_profile, run, "whp_inference-test", "forget", rows)
+    assert is_complete(folder)  # its manifest, like every artifact
+    model = load_model(str(folder), whp_profile)
+    assert isinstance(model, WHPInferenceModel)
+    spec = WHPInferenceModel.read_spec(folder)
+    assert spec["base"] != WHPInferenceModel.read_spec(run)["base"]  # the relearned baseline
+    assert relearned_model(whp_profile, run, "whp_inference-test", "forget", rows) == folder
+    assert str(run) in probe_catalogue(whp_profile).values()  # a finished run is offered
