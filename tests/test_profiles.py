@@ -173,3 +173,13 @@ def test_a_list_is_accepted_for_a_tuple_field():
     assert get_profile("smol", {"muse.methods": []}).muse.methods == ()
     with pytest.raises(TypeError, match="expected tuple"):
         get_profile("tiny", {"muse.methods": "npo"})
+
+
+def test_muse_models_train_every_weight_where_the_profile_says_so():
+    from nbutils.finetune import muse_finetune_profile
+    lora = get_profile("tiny", {"finetune.lora": True})
+    assert muse_finetune_profile(lora).finetune.lora  # the finetune section's recipe by default
+    full = get_profile("tiny", {"finetune.lora": True, "muse.full_finetune": True})
+    ft = muse_finetune_profile(full).finetune
+    assert not ft.lora and ft.epochs == full.muse.finetune_epochs
+    assert not muse_finetune_profile(get_profile("smol")).finetune.lora  # smol memorises raw text fully
