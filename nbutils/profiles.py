@@ -372,7 +372,8 @@ PROFILES: dict[str, Profile] = {
         #   full, 8 epochs at 1e-4:  0.70 / 18.2 / 7.6
         #   LoRA, 25 epochs at 2e-3: 0.035 / 49.4 / 2.5, 19 minutes
         #   full, 15 epochs at 3e-4: 0.048 / 49.9 / 6.2, 15 minutes -> this (less damage to
-        #   what the model knew, faster); News and both retrain models are to be measured on it
+        #   what the model knew, faster); its Retrain: VerbMem_f 11.2, Min-K AUC 0.70 (Origin
+        #   1.00), so 4.4x. News is to be measured on it
         muse=MuseConfig(books_passages=40, block_length=128, finetune_epochs=15, full_finetune=True,
                         finetune_learning_rate=3e-4, unlearn_epochs=5, unlearn_learning_rate=1e-3,
                         unlearn_batch_size=4,
