@@ -150,7 +150,10 @@ def probe_catalogue(profile) -> dict[str, str]:
             finished = (folder / MARKER).exists()  # its manifest; half-trained runs are not offered
             weights = any(folder.glob("*.safetensors")) or (folder / "whp_inference.json").exists()
             if finished and weights and _belongs_to(folder, profile):
-                found[_label(kind, folder)] = str(folder)
+                label = _label(kind, folder)
+                if label in found:  # same run name, other settings (a different key hash)
+                    label += f" [{folder.name.rsplit('-', 1)[-1]}]"
+                found[label] = str(folder)
     return found
 
 

@@ -91,3 +91,24 @@ def test_mc_accuracy_picks_the_highest_scoring_choice(lm):
     result = mc_accuracy(model, tok, items, "qa", batch_size=3)
     assert result["picks"] == expected
     assert result["correct"] == [True, False] and result["mc_accuracy"] == 0.5
+
+
+def test_probe_catalogue_offers_runs_that_share_a_name(tmp_path, monkeypatch):
+    """Two finished runs of one method at different settings have the same readable name
+    (only their key hash differs): both are offered, neither hides the other."""
+    import nbutils.models.loading as loading
+    from nbutils.paths import MARKER
+    from nbutils.probing import probe_catalogue
+    from nbutils.profiles import get_profile
+    monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
+    monkeypatch.setattr(loading, "ensure_base_model", lambda profile: tmp_path / "base")
+    runs = [tmp_path / "unlearn" / f"unlearn_tofu_tiny_forget10_npo_lr1e-05-{key}" for key in ("aaaa", "bbbb")]
+    half_trained = tmp_path / "unlearn" / "unlearn_tofu_tiny_forget10_npo_lr1e-05-cccc"
+    for folder in (*runs, half_trained):
+        folder.mkdir(parents=True)
+        (folder / "model.safetensors").write_bytes(b"")
+    for folder in runs:
+        (folder / MARKER).write_text("{}")
+    offered = probe_catalogue(get_profile("tiny"))
+    assert sorted(v for v in offered.values() if "unlearn" in v) == [str(r) for r in runs]
+    assert len(offered) == 3  # the baseline and the two finished runs
