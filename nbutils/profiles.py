@@ -473,7 +473,12 @@ def _set(obj, path: list[str], value, full_key: str):
         elif isinstance(current, float) or names[head].type in ("float", float):
             # a float field whose default is written as an int (UnlearnConfig.epochs = 10)
             ok = isinstance(value, (int, float))
-            value = float(value) if ok else value
+            if ok:
+                # written the way the profile writes it: a whole number stays an int where the
+                # profile's own value is one (smol's ``muse.finetune_epochs=15``), so the same
+                # setting given as 15 or 15.0 names the same cached model
+                whole = isinstance(current, int) and float(value).is_integer()
+                value = int(value) if whole else float(value)
         elif isinstance(current, tuple) and isinstance(value, list):
             # YAML (papermill's -p) has no tuples: a list is what a user can write
             ok, value = True, tuple(value)

@@ -98,6 +98,16 @@ def test_int_accepted_for_float_field():
     assert isinstance(p.finetune.warmup_epochs, float)
 
 
+def test_an_override_equal_to_the_profile_keeps_its_cache_key():
+    """smol writes ``muse.finetune_epochs=15`` (an int in a float field): the same 15 given
+    as 15 or 15.0 (YAML, JSON) must name the same cached model, or it is trained again."""
+    from dataclasses import asdict
+    from nbutils.paths import config_key
+    smol = get_profile("smol")
+    for same in (15, 15.0):
+        assert config_key(asdict(get_profile("smol", {"muse.finetune_epochs": same}).muse)) == config_key(asdict(smol.muse))
+    assert get_profile("smol", {"muse.finetune_epochs": 2.5}).muse.finetune_epochs == 2.5
+
 def test_4bit_without_lora_rejected():
     with pytest.raises(ValueError, match="lora"):
         get_profile("tiny", {"finetune.load_in_4bit": True})
