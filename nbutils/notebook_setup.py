@@ -6,6 +6,7 @@ import logging
 import os
 import platform
 import random
+import sys
 import warnings
 from dataclasses import dataclass
 
@@ -56,6 +57,13 @@ def setup_notebook(profile: str = "tiny", overrides: dict | None = None, seed: i
         datasets.disable_progress_bars()
     except Exception:  # logging niceties must never stop a notebook
         pass
+    # plotly's notebook renderers import nbformat -> jsonschema, which builds a grammar for
+    # an optional IRI format check (``rfc3987_syntax``, pulled in by Jupyter's extras) at
+    # import: 2.5 s of every notebook's start, for a check nothing in a kernel makes.
+    # Marking the module absent makes jsonschema skip that format, as it does where the
+    # package is not installed.
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)
     import plotly.io as pio
     pio.templates.default = "plotly_white"
     # JupyterLab renders the mimetype; the HTML copies of headless runs need the embedded
