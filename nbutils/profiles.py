@@ -284,7 +284,7 @@ PROFILES: dict[str, Profile] = {
                         method_hparams={"simnpo": {"beta": 0.7}, "npo": {"learning_rate": 3e-3}},
                         unlearn_batch_size=4, verbmem_tokens=48, knowmem_tokens=16,
                         # one method per family (the SimNPO table's NPO and SimNPO among them):
-                        # the whole set doubled notebook 12's time; smol and paper run it all
+                        # the whole set doubled notebook 12's time; paper runs it all
                         methods=("graddiff", "npo", "simnpo", "rmu", "task_vector")),
         # relearning at the finetuning rate, 3 epochs of the shown questions (3 steps)
         robustness=RobustnessConfig(relearn_learning_rate=2e-3, relearn_epochs=3.0),
