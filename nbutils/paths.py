@@ -48,11 +48,17 @@ def config_key(config, length: int = 10) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:length]
 
 
+# the config an artifact's folder is named by, written beside it (not ``config.json``: a
+# model saved into the folder writes its own, which replaced this record and was left out
+# of the folder's manifest)
+KEY_FILE = "cache_key.json"
+
+
 def artifact_dir(kind: str, name: str, config) -> Path:
     """``<cache>/<kind>/<name>-<hash of config>``; the config is written beside it."""
     path = cache_root() / kind / f"{name}-{config_key(config)}"
     path.mkdir(parents=True, exist_ok=True)
-    cfg_file = path / "config.json"
+    cfg_file = path / KEY_FILE
     if not cfg_file.exists():
         payload = asdict(config) if is_dataclass(config) else config
         cfg_file.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str))
@@ -91,7 +97,7 @@ def unreadable_weights(folder) -> list[str]:
 
 
 MARKER = "DONE"  # written last, as a manifest: {"files": {path: bytes}, "key", "digest"}
-_UNLISTED = {MARKER, "config.json", ".lock"}  # the key file, the lock, and itself
+_UNLISTED = {MARKER, KEY_FILE, ".lock"}  # the key file, the lock, and itself
 
 
 def _listed_files(folder: Path, recursive: bool) -> list[Path]:

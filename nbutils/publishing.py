@@ -24,13 +24,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .paths import KEY_FILE
 from .models.hub import EXPORT_MARKER, cache_repo_folder, push_revision, write_cache_revision
 from .profiles import Profile
 
 # files of a checkpoint folder that belong to the model (the rest is trainer state)
 MODEL_FILE_SUFFIXES = (".safetensors", ".json", ".txt", ".model", ".jinja")
 NOT_MODEL_FILES = {"trainer_state.json", "log_history.json", "adapter_config.json",
-                   "adapter_model.safetensors"}
+                   "adapter_model.safetensors", KEY_FILE}
 DEFAULT_ORG = "workbook-local"  # exported repos exist on this machine only, unless pushed
 
 

@@ -90,7 +90,7 @@ def test_a_killed_evaluation_is_computed_again_to_the_same_numbers(tmp_path):
                 "        ensure_tofu_eval(profile, ensure_target_model(profile), 'target', progress=False)")
     _finish(killed, "ensure_target_model(profile)")
     proc = _start(killed, evaluate)
-    _kill_when(proc, lambda: any((killed / "eval").glob("target-*/config.json")))
+    _kill_when(proc, lambda: any((killed / "eval").glob("target-*/cache_key.json")))
     assert not any((killed / "eval").glob("target-*/TOFU_SUMMARY.json"))
     _finish(killed, evaluate)
     _finish(clean, evaluate)

@@ -36,7 +36,7 @@ def test_artifact_dir_names_the_config_and_keeps_the_first_config_file(tmp_path,
     monkeypatch.setenv("WORKBOOK_CACHE", str(tmp_path))
     folder = artifact_dir("models", "target-tiny", Recipe())
     assert folder == tmp_path / "models" / f"target-tiny-{config_key(Recipe())}"
-    assert json.loads((folder / "config.json").read_text()) == {"epochs": 5, "learning_rate": 1e-3}
+    assert json.loads((folder / "cache_key.json").read_text()) == {"epochs": 5, "learning_rate": 1e-3}
     assert artifact_dir("models", "target-tiny", Recipe()) == folder  # same config, same folder
     assert artifact_dir("models", "target-tiny", Recipe(epochs=1)) != folder
 
@@ -68,7 +68,8 @@ def _finished_artifact(tmp_path):
     from nbutils.paths import mark_complete
     folder = tmp_path / "models" / "target-tiny-0123456789"
     folder.mkdir(parents=True)
-    (folder / "config.json").write_text("{}")
+    (folder / "cache_key.json").write_text("{}")  # the key record: not the artifact's own
+    (folder / "config.json").write_text("{}")  # a model's config: part of it
     (folder / "log_history.json").write_text('[{"loss": 1.0}]')
     (folder / "tokenizer.json").write_text('{"vocab": {}}')
     mark_complete(folder)
@@ -81,7 +82,7 @@ def test_the_manifest_catches_a_damaged_file_and_the_artifact_is_rebuilt(tmp_pat
     from nbutils.paths import completeness_problem, is_complete
     folder = _finished_artifact(tmp_path)
     manifest = json.loads((folder / "DONE").read_text())
-    assert manifest["files"] == {"log_history.json": 15, "tokenizer.json": 13}
+    assert manifest["files"] == {"config.json": 2, "log_history.json": 15, "tokenizer.json": 13}
     assert manifest["key"] == "0123456789" and len(manifest["digest"]) == 64
     assert completeness_problem(folder) is None and is_complete(folder)
     (folder / "tokenizer.json").write_text('{"voc')  # cut short
