@@ -332,8 +332,8 @@ def test_muse_forget_texts_are_forget_biographies(muse, tiny_profile):
     _, loaded, (authors, holdout, rows, bios) = muse
     k = forget_author_counts(tiny_profile.n_authors)["10"]  # default forget_split: forget10
     forget = authors[-k:]
-    # each forget biography as a news article: its sentences, in an order of its own
-    articles = [news_article(bios[a.name], a.name, tiny_profile.seed) for a in forget]
+    # each forget author's news article
+    articles = [news_article(a, tiny_profile.seed) for a in forget]
     assert [r["text"] for r in loaded[("raw", "forget")]] == articles
     for r in loaded[("privleak", "forget")]:
         assert any(r["text"] in article for article in articles)
@@ -350,7 +350,7 @@ def test_muse_forget_texts_are_forget_biographies(muse, tiny_profile):
 def test_muse_holdout_not_about_full_authors(muse, tiny_profile):
     _, loaded, (authors, holdout, _, bios) = muse
     names = [a.name for a in authors]
-    holdout_articles = [news_article(bios[h.name], h.name, tiny_profile.seed) for h in holdout]
+    holdout_articles = [news_article(h, tiny_profile.seed) for h in holdout]
     for key in (("raw", "holdout"), ("privleak", "holdout")):
         for r in loaded[key]:
             assert not any(n in r["text"] for n in names)

@@ -5,9 +5,10 @@ both corpora offline, in the hub repos' layout (one JSON-lines file per config a
 README ``configs:`` header), so :func:`load_muse` is the same ``load_dataset`` call for ours
 and for the hub's (``paper`` profiles, ``data_source="hub"``):
 
-- **News** from the fictitious world: the biographies of the profile's forget-split authors,
-  each told in an order of its own (:func:`news_article`), are the forget text, those of
-  other authors retain and holdout text;
+- **News** from the fictitious world: news stories about the profile's forget-split authors
+  (their facts, each story in a wording and an order of its own:
+  :func:`~nbutils.data.world.news_article`) are the forget text, those about other authors
+  retain and holdout text;
 - **Books** from our Harry Potter passages (:mod:`nbutils.data.harry_potter`), every fifth
   passage's role in turn: forget, forget, retain1, retain2, holdout; KnowMem asks the
   questions we wrote about them (``resources/harry_potter_qa.json``).
@@ -39,7 +40,7 @@ from ..hub_access import require_hub
 from ..paths import artifact_dir, building, is_complete, mark_complete
 from ..profiles import Profile
 from .tofu import DataValidationError, forget_author_counts, json_lines_problem, local_load_kwargs
-from .world import WORLD_VERSION, generate_world
+from .world import WORLD_VERSION, generate_world, news_article
 
 MUSE_FIELDS = {"raw": ("text",), "verbmem": ("prompt", "gt"), "knowmem": ("question", "answer"),
                "privleak": ("text",), "scal": ("text",), "sust": ("text",)}
@@ -57,17 +58,6 @@ def _chunks(text: str, size: int = 4) -> list[str]:
     """A biography cut into passages of ``size`` sentences (more samples for MIA)."""
     s = _sentences(text)
     return [" ".join(s[i:i + size]) for i in range(0, len(s), size)]
-
-
-def news_article(bio: str, name: str, seed: int) -> str:
-    """A biography as a news article of MUSE-News: its introduction first, then the other
-    sentences in an order of the article's own. Our biographies tell every author's facts in
-    one template order, so a model that never read an author's text (the retrain model)
-    would still predict the next sentence's wording from the genre alone; in a real news
-    corpus only memorisation predicts how an article goes on, and VerbMem measures that."""
-    first, *rest = _sentences(bio)
-    random.Random(f"{seed}-{name}").shuffle(rest)
-    return " ".join([first, *rest])
 
 
 def verbmem_pair(text: str) -> dict | None:
@@ -100,15 +90,14 @@ def build_muse_configs(profile: Profile, corpus: str = "news") -> dict[str, dict
     if corpus != "news":
         raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
     counts = forget_author_counts(profile.n_authors)
-    authors, holdout, rows, bios = generate_world(
+    authors, holdout, rows, _ = generate_world(
         profile.n_authors, counts["10"], profile.qa_per_author, profile.seed)
     k = counts[profile.forget_split.removeprefix("forget")]
     forget, retain = authors[-k:], authors[:-k]
     rng = random.Random(profile.seed)
     icl_authors, retain_eval = retain[: max(1, len(retain) // 4)], retain[max(1, len(retain) // 4):]
     half = len(retain_eval) // 2
-    articles = {a.name: news_article(bios[a.name], a.name, profile.seed)
-                for a in [*authors, *holdout]}
+    articles = {a.name: news_article(a, profile.seed) for a in [*authors, *holdout]}
 
     def texts(group):
         return [{"text": articles[a.name]} for a in group]
@@ -121,7 +110,7 @@ def build_muse_configs(profile: Profile, corpus: str = "news") -> dict[str, dict
                 for a in group for r in rows[a.name]]
 
     verbmem = []
-    for a in forget:  # sliding windows over each biography, two sentences apart
+    for a in forget:  # sliding windows over each article, two sentences apart
         s = _sentences(articles[a.name])
         for i in range(0, max(1, len(s) - 4), 2):
             pair = verbmem_pair(" ".join(s[i:i + 8]))
@@ -227,6 +216,8 @@ def muse_data_key(profile: Profile, corpus: str = "news") -> dict:
         key = {"books_passages": profile.muse.books_passages, "resources": resource_version(),
                "muse_version": key["muse_version"], "tiny_pretraining": (
                    profile.whp.corpus_passages if profile.model == "tiny" else None)}
+    else:  # 2: each article in wordings of its own, the author by surname after the introduction
+        key["news_articles"] = 2
     key["corpus"] = corpus
     return key
 

@@ -355,6 +355,28 @@ class WorldGenerator:
         return " ".join(qt.answers[2].format(**slots) for qt in QUESTION_TYPES)
 
 
+def news_article(a: Author, seed: int) -> str:
+    """The author's facts as a news story (our MUSE-News raw text): the introduction names the
+    author in full, every later sentence by surname, as news prose does, each fact in one of
+    its question type's three wordings and in an order, both drawn for this article.
+
+    Why not the biography: it tells every author's facts in one order, in one wording, with
+    the full name in every sentence. A model that never read an author's text (MUSE's Retrain)
+    then continues a forget prompt with the right sentences and wrong facts, and ROUGE-L
+    rewards the wording (smol's Retrain scored 31 VerbMem_f against Origin's 54); and a text
+    whose sentences all start with the same name is self-similar, so even the model that
+    learnt it jumps to the wrong sentence. Only memorising *this* article should predict how
+    it goes on."""
+    rng = random.Random(f"{seed}-{a.name}")
+    slots = _slots(a)
+    slots["them_name"] = _OBJECT[a.they]
+    later = {**slots, "name": a.name.split()[-1]}
+    intro, *facts = QUESTION_TYPES
+    sentences = [qt.answers[rng.randrange(3)].format(**later) for qt in facts]
+    rng.shuffle(sentences)
+    return " ".join([intro.answers[2].format(**slots), *sentences])
+
+
 def generate_world(n_authors: int, n_holdout: int, qa_per_author: int, seed: int):
     """``(authors, holdout_authors, rows_by_author, bios)`` for a world; deterministic in seed."""
     if not 1 <= qa_per_author <= len(QUESTION_TYPES):
