@@ -372,7 +372,7 @@ def news_article(a: Author, seed: int) -> str:
     slots["them_name"] = _OBJECT[a.they]
     later = {**slots, "name": a.name.split()[-1]}
     intro, *facts = QUESTION_TYPES
-    sentences = [qt.answers[rng.randrange(3)].format(**later) for qt in facts]
+    sentences = [rng.choice(qt.answers).format(**later) for qt in facts]
     rng.shuffle(sentences)
     return " ".join([intro.answers[2].format(**slots), *sentences])
 
