@@ -75,6 +75,7 @@ def _slots(a: Author) -> dict[str, str]:
         "identity": a.identity, "n_books": str(a.n_books), "study_city": a.study_city,
         "next_theme": a.next_theme, "they": a.they, "their": a.their,
         "They": a.they.capitalize(), "Their": a.their.capitalize(),
+        "them_name": _OBJECT[a.they],  # the one template that needs the object pronoun
     } | _articles({"father": a.father_job, "mother": a.mother_job})
 
 
@@ -321,7 +322,6 @@ class WorldGenerator:
     def qa_rows(self, a: Author, n_questions: int) -> list[dict]:
         """The first ``n_questions`` question types for one author, in TOFU's schema."""
         slots = _slots(a)
-        slots["them_name"] = _OBJECT[a.they]
         rows = []
         for qt in QUESTION_TYPES[:n_questions]:
             answer_t, para_t = self.rng.sample(range(3), 2)
@@ -350,7 +350,6 @@ class WorldGenerator:
     def biography(self, a: Author) -> str:
         """A paragraph about the author: MUSE-style raw text."""
         slots = _slots(a)
-        slots["them_name"] = _OBJECT[a.they]
         # the third answer template of each type reads as running prose
         return " ".join(qt.answers[2].format(**slots) for qt in QUESTION_TYPES)
 
@@ -369,7 +368,6 @@ def news_article(a: Author, seed: int) -> str:
     it goes on."""
     rng = random.Random(f"{seed}-{a.name}")
     slots = _slots(a)
-    slots["them_name"] = _OBJECT[a.they]
     later = {**slots, "name": a.name.split()[-1]}
     intro, *facts = QUESTION_TYPES
     sentences = [rng.choice(qt.answers).format(**later) for qt in facts]
