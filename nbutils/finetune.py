@@ -221,12 +221,13 @@ MUSE_TRAINING_SPLITS = {"target": ("forget", "retain1", "retain2"), "retrain": (
 
 def muse_finetune_profile(profile: Profile) -> Profile:
     """The profile whose finetune section trains MUSE's models: the same recipe (LoRA or
-    not, batch size, weight decay) with the ``muse`` section's epochs, learning rate and
+    not, weight decay) with the ``muse`` section's epochs, learning rate, batch size and
     block length, and every weight trained where ``muse.full_finetune`` says so."""
     from dataclasses import replace
     m = profile.muse
     return replace(profile, replay_pretraining=False, finetune=replace(
         profile.finetune, epochs=m.finetune_epochs, learning_rate=m.finetune_learning_rate,
+        batch_size=m.finetune_batch_size or profile.finetune.batch_size,
         max_length=m.block_length, lora=profile.finetune.lora and not m.full_finetune))
 
 

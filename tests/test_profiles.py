@@ -193,3 +193,14 @@ def test_muse_models_train_every_weight_where_the_profile_says_so():
     ft = muse_finetune_profile(full).finetune
     assert not ft.lora and ft.epochs == full.muse.finetune_epochs
     assert not muse_finetune_profile(get_profile("smol")).finetune.lora  # smol memorises raw text fully
+
+
+def test_muse_batch_size_is_the_finetune_sections_unless_the_muse_section_sets_one():
+    from nbutils.finetune import muse_finetune_profile
+    tiny = get_profile("tiny")
+    assert muse_finetune_profile(tiny).finetune.batch_size == tiny.finetune.batch_size
+    two = get_profile("tiny", {"muse.finetune_batch_size": 2})
+    assert muse_finetune_profile(two).finetune.batch_size == 2
+    assert get_profile("tiny", {"muse.finetune_batch_size": 0}) == tiny  # 0: the default
+    with pytest.raises(ValueError, match="finetune_batch_size"):
+        get_profile("tiny", {"muse.finetune_batch_size": -1})

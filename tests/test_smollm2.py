@@ -145,3 +145,20 @@ def test_second_call_reuses_cache(smollm2_path):
     assert again == smollm2_path
     assert marker.stat().st_mtime_ns == mtime
     assert elapsed < 1.0
+
+
+def test_smol_muse_blocks_hold_whole_texts(model_and_tokenizer):
+    """A block's first tokens are learnt without the text before them: a News article cut
+    across blocks is never learnt across the cut, and Origin's recital derails there (most of
+    smol's VerbMem continuations did at 128-token blocks). smol's blocks must hold every text."""
+    from nbutils.data.muse import CORPORA, build_muse_configs
+    from nbutils.models.prompts import encode_text_blocks
+    from nbutils.profiles import get_profile
+
+    _, tokenizer = model_and_tokenizer
+    smol = get_profile("smol")
+    for corpus in CORPORA:
+        raw = build_muse_configs(smol, corpus)["raw"]
+        texts = [r["text"] for split in ("forget", "retain1", "retain2") for r in raw[split]]
+        blocks = encode_text_blocks(tokenizer, texts, smol.muse.block_length)
+        assert len(blocks) == len(texts), f"{corpus}: some text is longer than muse.block_length"

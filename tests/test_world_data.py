@@ -363,7 +363,9 @@ def test_muse_verbmem_gt_continues_prompt(muse):
     pairs = loaded[("verbmem", "forget")]
     assert pairs
     for r in pairs:
-        assert any(r["prompt"] + " " + r["gt"] in t for t in forget_texts), r
+        # the continuation runs to the end of its article (VerbMem cuts the reference to the
+        # tokens it generates), so a perfect recital can score ROUGE-L 1
+        assert any(t.endswith(r["prompt"] + " " + r["gt"]) for t in forget_texts), r
 
 
 def test_muse_hub_layout_readme(muse):
