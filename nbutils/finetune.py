@@ -27,7 +27,7 @@ from .models.precision import resolve_precision
 from .models.prompts import answer_window, encode_qa
 from .models.training import checkpointing_arguments, device_arguments, quiet_logging, resumable_checkpoint
 from .paths import artifact_dir, building, is_complete, mark_complete
-from .profiles import Profile
+from .profiles import Profile, for_corpus
 
 
 class FeatureDataset(torch.utils.data.Dataset):
@@ -246,6 +246,7 @@ def ensure_muse_model(profile: Profile, corpus: str = "news", role: str = "targe
     from .data.muse import muse_data_key
     if role not in MUSE_TRAINING_SPLITS:
         raise ValueError(f"MUSE model role must be one of {sorted(MUSE_TRAINING_SPLITS)}, got {role!r}")
+    profile = for_corpus(profile, corpus)
     base = ensure_base_model(profile)
     ft_profile = muse_finetune_profile(profile)
     key = {"base": profile.model, "base_path": base, "data": muse_data_key(profile, corpus),

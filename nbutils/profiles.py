@@ -148,6 +148,10 @@ class MuseConfig:
     methods: tuple = ()
     verbmem_tokens: int = 128  # MUSE's generation lengths
     knowmem_tokens: int = 32
+    # the settings above that differ on one corpus, ``{corpus: {setting: value}}``, as MUSE's
+    # authors ran each corpus with a recipe of its own (SimNPO: beta 0.75 on News, 0.7 on
+    # Books); :func:`for_corpus` applies them
+    per_corpus: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -388,8 +392,13 @@ PROFILES: dict[str, Profile] = {
         #   512 hold a whole article, as muse_bench's 2048 hold most of its; Books passages
         #   (< 100 tokens) are one block either way. Whole articles at batch 8 made 2 steps an
         #   epoch: 30 steps left Origin at loss 0.061 and VerbMem_f 39.8, so 2 blocks a step
+        #   At 2 blocks a step: News Origin 53.1 (loss 0.030), Retrain 28.1, still 1.9x. Origin's
+        #   recitals now go wrong on a fact (the author's study city for her birthplace, 1966
+        #   for 1986): the articles share their sentence templates, so each fact is learnt
+        #   against 17 other authors' in the same words -> News trains twice as long
         muse=MuseConfig(books_passages=40, block_length=512, finetune_epochs=15, full_finetune=True,
                         finetune_learning_rate=3e-4, finetune_batch_size=2,
+                        per_corpus={"news": {"finetune_epochs": 30}},
                         unlearn_epochs=5, unlearn_learning_rate=1e-3,
                         unlearn_batch_size=4,
                         # one method per family, as on tiny: all fourteen on both corpora plus
@@ -556,8 +565,37 @@ def _check_ranges(p: Profile) -> None:
             raise ValueError(f"{key} must be positive, got {value!r}")
 
 
+def for_corpus(profile: Profile, corpus: str) -> Profile:
+    """``profile`` with its ``muse`` section as it applies to MUSE ``corpus`` ("news" or
+    "books"): the section's ``per_corpus`` settings for that corpus over the shared ones."""
+    changes = profile.muse.per_corpus.get(corpus)
+    if not changes:
+        return profile
+    return replace(profile, muse=replace(profile.muse, per_corpus={}, **changes))
+
+
+def _validate_per_corpus(p: Profile) -> None:
+    settings = {f.name for f in fields(MuseConfig)} - {"per_corpus"}
+    for corpus, changes in p.muse.per_corpus.items():
+        if corpus not in ("news", "books"):
+            raise ValueError(f"muse.per_corpus: unknown corpus {corpus!r}; choose 'news' or 'books'")
+        if not isinstance(changes, dict):
+            raise TypeError(f"muse.per_corpus.{corpus}: expected a dict of muse settings, got {changes!r}")
+        unknown = sorted(set(changes) - settings)
+        if unknown:
+            raise ValueError(f"muse.per_corpus.{corpus}: {unknown} are not muse settings; "
+                             f"choose from {sorted(settings)}")
+        for name, value in changes.items():  # the type checks of an override
+            _set(p.muse, [name], value, f"muse.per_corpus.{corpus}.{name}")
+        try:
+            _check_ranges(for_corpus(p, corpus))
+        except ValueError as err:
+            raise ValueError(f"muse.per_corpus.{corpus}: {err}") from None
+
+
 def _validate(p: Profile) -> None:
     _check_ranges(p)
+    _validate_per_corpus(p)
     if p.forget_split not in ("forget01", "forget05", "forget10"):
         raise ValueError(f"forget_split must be forget01, forget05 or forget10, got {p.forget_split!r}")
     if p.precision not in ("auto", "fp32", "bf16"):

@@ -204,3 +204,30 @@ def test_muse_batch_size_is_the_finetune_sections_unless_the_muse_section_sets_o
     assert get_profile("tiny", {"muse.finetune_batch_size": 0}) == tiny  # 0: the default
     with pytest.raises(ValueError, match="finetune_batch_size"):
         get_profile("tiny", {"muse.finetune_batch_size": -1})
+
+
+def test_muse_settings_can_differ_per_corpus():
+    from nbutils.profiles import for_corpus
+    from nbutils.unlearning.tasks import UnlearningTask
+    p = get_profile("tiny", {"muse.per_corpus": {"news": {"finetune_epochs": 7, "unlearn_epochs": 2}}})
+    news, books = for_corpus(p, "news"), for_corpus(p, "books")
+    assert (news.muse.finetune_epochs, news.muse.unlearn_epochs) == (7, 2)
+    assert books == p and books.muse.finetune_epochs == get_profile("tiny").muse.finetune_epochs
+    assert news.muse.per_corpus == {}  # applied once, and a run's key does not see the others'
+    # the unlearning task trains with its own corpus's settings
+    assert UnlearningTask("muse_news").profile_for(p).unlearn.epochs == 2
+    assert UnlearningTask("muse_books").profile_for(p).unlearn.epochs == p.muse.unlearn_epochs
+    # an override reaches one setting of one corpus
+    q = get_profile("tiny", {"muse.per_corpus.books.verbmem_tokens": 16})
+    assert for_corpus(q, "books").muse.verbmem_tokens == 16
+
+
+@pytest.mark.parametrize("per_corpus, message", [
+    ({"newz": {"finetune_epochs": 3}}, "unknown corpus 'newz'"),
+    ({"news": {"finetune_epochz": 3}}, r"\['finetune_epochz'\] are not muse settings"),
+    ({"news": {"finetune_epochs": -3}}, "muse.per_corpus.news: muse.finetune_epochs must be positive"),
+    ({"news": {"methods": "npo"}}, "expected tuple"),
+])
+def test_muse_per_corpus_settings_are_checked(per_corpus, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        get_profile("tiny", {"muse.per_corpus": per_corpus})

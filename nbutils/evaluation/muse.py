@@ -161,6 +161,8 @@ def ensure_muse_eval(profile, model_path, name: str, corpus: str = "news",
     (``"int8"``, ``"nf4"``, ``"fp4"``) evaluates the model reloaded in bitsandbytes weights."""
     from ..models.loading import load_model, load_tokenizer
     from ..paths import artifact_dir, read_cached_json, write_json
+    from ..profiles import for_corpus
+    profile = for_corpus(profile, corpus)
     key = muse_eval_key(profile, model_path, corpus)
     if quantization:  # (unquantized keys stay as they were: cached evaluations remain valid)
         key["quantization"] = quantization

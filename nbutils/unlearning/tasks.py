@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..profiles import Profile
+from ..profiles import Profile, for_corpus
 
 TASKS = ("tofu", "muse_news", "muse_books")
 
@@ -79,9 +79,11 @@ class UnlearningTask:
 
     def profile_for(self, profile: Profile) -> Profile:
         """The profile a run of this task trains with: on MUSE, the ``muse`` section's epochs,
-        learning rate and per-method hyperparameters in the unlearn section."""
+        learning rate and per-method hyperparameters (this corpus's, ``muse.per_corpus``) in
+        the unlearn section."""
         if not self.is_muse:
             return profile
+        profile = for_corpus(profile, self.corpus)
         m = profile.muse
         return replace(profile, unlearn=replace(
             profile.unlearn, epochs=m.unlearn_epochs, learning_rate=m.unlearn_learning_rate,
@@ -89,7 +91,7 @@ class UnlearningTask:
             method_hparams=m.method_hparams, method_schedule=False))
 
     def max_length(self, profile: Profile) -> int:
-        return profile.muse.block_length if self.is_muse else profile.finetune.max_length
+        return for_corpus(profile, self.corpus).muse.block_length if self.is_muse else profile.finetune.max_length
 
     def forget_texts(self, profile: Profile) -> list[str]:
         from ..data.muse import load_muse
@@ -111,7 +113,7 @@ class UnlearningTask:
     def text_features(self, profile: Profile, tokenizer) -> tuple[list[dict], list[dict]]:
         """MUSE's forget and retain texts as language-modelling blocks."""
         from ..models.prompts import encode_text_blocks
-        n = profile.muse.block_length
+        n = for_corpus(profile, self.corpus).muse.block_length
         return (encode_text_blocks(tokenizer, self.forget_texts(profile), n),
                 encode_text_blocks(tokenizer, self.retain_texts(profile), n))
 
@@ -120,7 +122,7 @@ class UnlearningTask:
             return {"forget_split": profile.forget_split, "prompt_format": profile.prompt_format}
         from ..data.muse import muse_data_key
         return {"task": self.name, "forget": self.forget, "data": muse_data_key(profile, self.corpus),
-                "block_length": profile.muse.block_length}
+                "block_length": for_corpus(profile, self.corpus).muse.block_length}
 
 
 def as_task(task) -> UnlearningTask:
