@@ -395,10 +395,25 @@ PROFILES: dict[str, Profile] = {
         #   At 2 blocks a step: News Origin 53.1 (loss 0.030), Retrain 28.1, still 1.9x. Origin's
         #   recitals now go wrong on a fact (the author's study city for her birthplace, 1966
         #   for 1986): the articles share their sentence templates, so each fact is learnt
-        #   against 17 other authors' in the same words -> News trains twice as long
+        #   against 17 other authors' in the same words -> News trains twice as long. At 30
+        #   epochs (2026-12-02; 20 + 19 minutes): Origin 69.5 (loss 0.0076; KnowMem_f 16.4, Min-K
+        #   AUC 1.00), Retrain 28.2 (5.6, 0.45): 2.47x, a hair under notebook 12's 2.5x (MUSE's
+        #   own News: 2.8x). Books at 2 blocks a step (10 + 4 minutes): Origin 49.5 (recites its
+        #   passages word for word; the ~40-word references cap ROUGE-L F1 near 0.5 against 128
+        #   generated tokens), Retrain 10.1, 4.9x. SimNPO at the authors' weights, lr 1e-3:
+        #   Books VerbMem_f 29.2 (above Retrain's 10.1). News unlearning at one step an epoch
+        #   (5 steps, lr 1e-3) barely moved Origin: NPO 58.8, SimNPO 60.1. At batch 1 and 10
+        #   epochs (20 steps): NPO 37.1 / KnowMem_f 15.6 / KnowMem_r 13.6, still above Retrain
+        #   (28.2 / 5.6): News' unlearning rates are still to tune
         muse=MuseConfig(books_passages=40, block_length=512, finetune_epochs=15, full_finetune=True,
                         finetune_learning_rate=3e-4, finetune_batch_size=2,
-                        per_corpus={"news": {"finetune_epochs": 30}},
+                        # News' forget text is two articles: at a batch of 4, one step an epoch
+                        per_corpus={"news": {"finetune_epochs": 30, "unlearn_batch_size": 1,
+                                             "unlearn_epochs": 10}},
+                        # SimNPO at its authors' MUSE weights, lr {1e-3, 3e-3} on Books: VerbMem_f
+                        # 29.2, 3.2; KnowMem_r 8.2, 7.5; PrivLeak -100, 0.0 -> 3e-3
+                        method_hparams={"simnpo": {"beta": 0.7, "gamma": 1.0, "alpha": 0.1,
+                                                   "learning_rate": 3e-3}},
                         unlearn_epochs=5, unlearn_learning_rate=1e-3,
                         unlearn_batch_size=4,
                         # one method per family, as on tiny: all fourteen on both corpora plus
