@@ -404,7 +404,8 @@ PROFILES: dict[str, Profile] = {
         #   Books VerbMem_f 29.2 (above Retrain's 10.1). News unlearning at one step an epoch
         #   (5 steps, lr 1e-3) barely moved Origin: NPO 58.8, SimNPO 60.1. At batch 1 and 10
         #   epochs (20 steps): NPO 37.1 / KnowMem_f 15.6 / KnowMem_r 13.6, still above Retrain
-        #   (28.2 / 5.6): NPO's rate is still to tune; SimNPO at 3e-3: 17.4 / 4.9 / 5.3, PrivLeak
+        #   (28.2 / 5.6), and at 3e-3 33.7 / 7.8 / 8.1 (PrivLeak -96): NPO needs more steps
+        #   or a higher rate still; SimNPO at 3e-3: 17.4 / 4.9 / 5.3, PrivLeak
         #   +54.6 (below the Retrain level: it forgets more than a model that never read it)
         muse=MuseConfig(books_passages=40, block_length=512, finetune_epochs=15, full_finetune=True,
                         finetune_learning_rate=3e-4, finetune_batch_size=2,
