@@ -391,7 +391,7 @@ PROFILES: dict[str, Profile] = {
         #   begun (a block's first tokens are learnt without what precedes them). Blocks of
         #   512 hold a whole article, as muse_bench's 2048 hold most of its; Books passages
         #   (< 100 tokens) are one block either way. Whole articles at batch 8 made 2 steps an
-        #   epoch: 30 steps left Origin at loss 0.061 and VerbMem_f 39.8, so 2 blocks a step
+        #   epoch: 30 steps left Origin at loss 0.061 and VerbMem_f 39.8, so 2 blocks a step.
         #   At 2 blocks a step: News Origin 53.1 (loss 0.030), Retrain 28.1, still 1.9x. Origin's
         #   recitals now go wrong on a fact (the author's study city for her birthplace, 1966
         #   for 1986): the articles share their sentence templates, so each fact is learnt
@@ -552,8 +552,8 @@ _POSITIVE = ("epochs", "learning_rate", "batch_size", "gradient_accumulation_ste
              "hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads",
              "num_key_value_heads", "max_position_embeddings", "lora_r", "lora_alpha",
              "eval_points", "n_authors", "qa_per_author", "trajectory_points")
-_ZERO_MEANS_DEFAULT = {"muse.unlearn_batch_size", "muse.finetune_batch_size", "unlearn.save_steps", "whp.corpus_passages",
-                       "muse.books_passages", "unlearn.probe_examples"}
+_ZERO_MEANS_DEFAULT = {"muse.unlearn_batch_size", "muse.finetune_batch_size", "unlearn.save_steps",
+                       "whp.corpus_passages", "muse.books_passages", "unlearn.probe_examples"}
 _FRACTIONS = {"finetune.lora_dropout": (0.0, 1.0, "[0, 1)"), "robustness.relearn_fraction": (0.0, 1.0, "(0, 1)")}
 
 
@@ -588,7 +588,10 @@ def for_corpus(profile: Profile, corpus: str) -> Profile:
     changes = profile.muse.per_corpus.get(corpus)
     if not changes:
         return profile
-    return replace(profile, muse=replace(profile.muse, per_corpus={}, **changes))
+    muse = replace(profile.muse, per_corpus={})
+    for name, value in changes.items():  # set as an override is: type-checked and coerced
+        muse = _set(muse, [name], value, f"muse.per_corpus.{corpus}.{name}")
+    return replace(profile, muse=muse)
 
 
 def _validate_per_corpus(p: Profile) -> None:
@@ -602,8 +605,6 @@ def _validate_per_corpus(p: Profile) -> None:
         if unknown:
             raise ValueError(f"muse.per_corpus.{corpus}: {unknown} are not muse settings; "
                              f"choose from {sorted(settings)}")
-        for name, value in changes.items():  # the type checks of an override
-            _set(p.muse, [name], value, f"muse.per_corpus.{corpus}.{name}")
         try:
             _check_ranges(for_corpus(p, corpus))
         except ValueError as err:

@@ -220,6 +220,9 @@ def test_muse_settings_can_differ_per_corpus():
     # an override reaches one setting of one corpus
     q = get_profile("tiny", {"muse.per_corpus.books.verbmem_tokens": 16})
     assert for_corpus(q, "books").muse.verbmem_tokens == 16
+    # and is coerced as an override is (YAML has no tuples)
+    r = get_profile("tiny", {"muse.per_corpus.news.methods": ["npo"]})
+    assert for_corpus(r, "news").muse.methods == ("npo",)
 
 
 @pytest.mark.parametrize("per_corpus, message", [

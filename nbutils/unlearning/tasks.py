@@ -91,7 +91,7 @@ class UnlearningTask:
             method_hparams=m.method_hparams, method_schedule=False))
 
     def max_length(self, profile: Profile) -> int:
-        return for_corpus(profile, self.corpus).muse.block_length if self.is_muse else profile.finetune.max_length
+        return profile.muse.block_length if self.is_muse else profile.finetune.max_length
 
     def forget_texts(self, profile: Profile) -> list[str]:
         from ..data.muse import load_muse
@@ -113,7 +113,7 @@ class UnlearningTask:
     def text_features(self, profile: Profile, tokenizer) -> tuple[list[dict], list[dict]]:
         """MUSE's forget and retain texts as language-modelling blocks."""
         from ..models.prompts import encode_text_blocks
-        n = for_corpus(profile, self.corpus).muse.block_length
+        n = profile.muse.block_length
         return (encode_text_blocks(tokenizer, self.forget_texts(profile), n),
                 encode_text_blocks(tokenizer, self.retain_texts(profile), n))
 
@@ -122,7 +122,7 @@ class UnlearningTask:
             return {"forget_split": profile.forget_split, "prompt_format": profile.prompt_format}
         from ..data.muse import muse_data_key
         return {"task": self.name, "forget": self.forget, "data": muse_data_key(profile, self.corpus),
-                "block_length": for_corpus(profile, self.corpus).muse.block_length}
+                "block_length": profile.muse.block_length}
 
 
 def as_task(task) -> UnlearningTask:
