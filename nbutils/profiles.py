@@ -150,7 +150,7 @@ class MuseConfig:
     knowmem_tokens: int = 32
     # the settings above that differ on one corpus, ``{corpus: {setting: value}}``, as MUSE's
     # authors ran each corpus with a recipe of its own (SimNPO: beta 0.75 on News, 0.7 on
-    # Books); :func:`for_corpus` applies them
+    # Books); :func:`for_corpus` applies them (``method_hparams`` merged method by method)
     per_corpus: dict = field(default_factory=dict)
 
 
@@ -590,6 +590,11 @@ def for_corpus(profile: Profile, corpus: str) -> Profile:
         return profile
     muse = replace(profile.muse, per_corpus={})
     for name, value in changes.items():  # set as an override is: type-checked and coerced
+        if name == "method_hparams" and isinstance(value, dict):
+            # merged per method over the shared entries: News' own NPO rate keeps SimNPO's weights
+            shared = muse.method_hparams
+            value = {**shared, **{m: {**shared.get(m, {}), **hp} if isinstance(hp, dict) else hp
+                                  for m, hp in value.items()}}
         muse = _set(muse, [name], value, f"muse.per_corpus.{corpus}.{name}")
     return replace(profile, muse=muse)
 

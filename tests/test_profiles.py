@@ -223,6 +223,14 @@ def test_muse_settings_can_differ_per_corpus():
     # and is coerced as an override is (YAML has no tuples)
     r = get_profile("tiny", {"muse.per_corpus.news.methods": ["npo"]})
     assert for_corpus(r, "news").muse.methods == ("npo",)
+    # a corpus's method hyperparameters are merged per method over the shared ones
+    s = get_profile("tiny", {"muse.per_corpus.news.method_hparams.npo.learning_rate": 1e-2})
+    shared = s.muse.method_hparams
+    news_hparams = for_corpus(s, "news").muse.method_hparams
+    assert news_hparams["npo"] == {**shared["npo"], "learning_rate": 1e-2}
+    assert news_hparams["simnpo"] == shared["simnpo"]
+    assert for_corpus(s, "books").muse.method_hparams == shared
+    assert UnlearningTask("muse_news").profile_for(s).unlearn.method_hparams["npo"]["learning_rate"] == 1e-2
 
 
 @pytest.mark.parametrize("per_corpus, message", [
