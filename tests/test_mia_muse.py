@@ -268,3 +268,17 @@ def test_the_gradnorm_cost_benchmark_runs(micro_overrides, micro_models):
     spec.loader.exec_module(bench)
     result = bench.main("tiny", micro_overrides, repeats=1, verbose=False)
     assert result["items"] > 0 and result["gradnorm / scoring"] > 0
+
+
+def test_prompts_longer_than_the_model_are_cut_from_the_left():
+    from types import SimpleNamespace
+    from nbutils.evaluation.generation import fit_context
+    model = SimpleNamespace(config=SimpleNamespace(max_position_embeddings=10))
+    assert fit_context([1, 5, 6, 7], model, 6, bos_token_id=1) == [1, 5, 6, 7]  # fits: unchanged
+    # 12 prompt tokens + 6 new in 10 positions: BOS and the 3 latest tokens
+    assert fit_context([1, *range(20, 31)], model, 6, bos_token_id=1) == [1, 28, 29, 30]
+    assert fit_context(list(range(20, 32)), model, 6, bos_token_id=None) == [28, 29, 30, 31]
+    with pytest.raises(ValueError, match="generate fewer tokens"):
+        fit_context([1, 2, 3], model, 9, bos_token_id=1)
+    # a model trained on blocks of 3 tokens: the prompt keeps BOS and its 2 latest tokens
+    assert fit_context([1, 5, 6, 7], model, 2, bos_token_id=1, max_prompt_tokens=3) == [1, 6, 7]

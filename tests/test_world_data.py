@@ -363,9 +363,12 @@ def test_muse_verbmem_gt_continues_prompt(muse):
     pairs = loaded[("verbmem", "forget")]
     assert pairs
     for r in pairs:
-        # the continuation runs to the end of its article (VerbMem cuts the reference to the
-        # tokens it generates), so a perfect recital can score ROUGE-L 1
-        assert any(t.endswith(r["prompt"] + " " + r["gt"]) for t in forget_texts), r
+        # the prompt is the article's beginning ("the first l tokens" of a forget text, as
+        # MUSE prompts), and the continuation runs to its end (VerbMem cuts the reference to
+        # the tokens it generates), so a perfect recital can score ROUGE-L 1
+        assert r["prompt"] + " " + r["gt"] in forget_texts, r
+    # cut at several points of each article
+    assert len({r["prompt"] for r in pairs}) == len(pairs) > len(forget_texts)
 
 
 def test_muse_hub_layout_readme(muse):

@@ -112,15 +112,19 @@ def build_muse_configs(profile: Profile, corpus: str = "news") -> dict[str, dict
                 for a in group for r in rows[a.name]]
 
     verbmem = []
-    for a in forget:  # sliding windows over each article, two sentences apart
+    for a in forget:  # each article cut at points two sentences apart
         s = _sentences(articles[a.name])
         for i in range(0, max(1, len(s) - 4), 2):
-            # the continuation runs to the article's end, and VerbMem cuts it to the tokens
-            # it generates (as MUSE's 128): a shorter reference would cap a model that
+            # MUSE prompts with "the first l tokens" of a forget text: the prompt is the
+            # article up to the cut, not a window starting mid-article (the articles share
+            # their sentence templates, so a window's few sentences do not say where in which
+            # article it is: smol's Origin continued 5 of 16 windows with another author's
+            # facts). The continuation runs to the article's end, and VerbMem cuts it to the
+            # tokens it generates (as MUSE's 128): a shorter reference would cap a model that
             # recites the article perfectly well below ROUGE-L 1
             pair = verbmem_pair(" ".join(s[i:]), gt_sentences=None)
             if pair:
-                verbmem.append(pair)
+                verbmem.append({"prompt": " ".join([*s[:i], pair["prompt"]]), "gt": pair["gt"]})
     retain_qa = qa(retain_eval[half:])  # KnowMem_r asks about retain2, as muse-bench does
     rng.shuffle(retain_qa)
     icl = qa(icl_authors)
@@ -228,11 +232,25 @@ def muse_data_key(profile: Profile, corpus: str = "news") -> dict:
     return key
 
 
+# what the evaluation sets add to :func:`muse_data_key`, which the trained models and the
+# unlearning runs are keyed by: a change to how VerbMem prompts are cut re-evaluates models
+# without retraining them. News 2: prompts are article prefixes
+NEWS_EVAL_SETS_VERSION = 2
+
+
+def muse_eval_data_key(profile: Profile, corpus: str = "news") -> dict:
+    """:func:`muse_data_key` plus the version of the evaluation sets built from the text."""
+    key = muse_data_key(profile, corpus)
+    if corpus == "news" and profile.data_source != "hub":
+        key["eval_sets"] = NEWS_EVAL_SETS_VERSION
+    return key
+
+
 def ensure_muse_source(profile: Profile, corpus: str = "news") -> str:
     """Our MUSE ``corpus`` written in the hub's layout (once per configuration); its folder."""
     if corpus not in CORPORA:
         raise ValueError(f"unknown MUSE corpus {corpus!r}; choose one of {CORPORA}")
-    folder = artifact_dir("data", f"muse-{corpus}-synthetic", muse_data_key(profile, corpus))
+    folder = artifact_dir("data", f"muse-{corpus}-synthetic", muse_eval_data_key(profile, corpus))
     with building(folder):  # two notebooks starting at once: one writes, the other waits
         if not is_complete(folder):  # a manifest, written last, vouches for every file
             _write_muse_source(profile, corpus, folder)

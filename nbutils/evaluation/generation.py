@@ -85,10 +85,29 @@ def generate_from_prompt_ids(model, tokenizer, prompts: list[list[int]], max_new
     return answers
 
 
+def fit_context(ids: list[int], model, max_new_tokens: int, bos_token_id: int | None,
+                max_prompt_tokens: int | None = None) -> list[int]:
+    """``ids`` with their oldest tokens dropped (a leading BOS kept) down to
+    ``max_prompt_tokens`` and to what leaves ``max_new_tokens`` inside the model's positions
+    (``max_position_embeddings``): a continuation depends on the text just before it, a model
+    trained on blocks of L tokens never saw a longer context, and positions past the model's
+    last are garbage or an error. Prompts that fit are returned unchanged."""
+    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
+    room = min(limit - max_new_tokens if limit else len(ids), max_prompt_tokens or len(ids))
+    if len(ids) <= room:
+        return ids
+    if room < 2:
+        raise ValueError(f"{max_new_tokens} new tokens leave no room for a prompt in the model's "
+                         f"{limit} positions; generate fewer tokens")
+    keep_bos = bos_token_id is not None and ids[0] == bos_token_id
+    return [ids[0], *ids[len(ids) - room + 1:]] if keep_bos else ids[len(ids) - room:]
+
+
 @torch.no_grad()
 def generate_continuations(model, tokenizer, prompts: list[str], max_new_tokens: int = 128,
                            batch_size: int = 32, progress: bool = False,
-                           stop_strings: tuple[str, ...] = ()) -> list[str]:
+                           stop_strings: tuple[str, ...] = (),
+                           max_prompt_tokens: int | None = None) -> list[str]:
     """Greedy continuations of raw text ``prompts`` (MUSE): no prompt format, no newline stop.
 
     Each prompt is tokenised as muse_bench does (``add_special_tokens=True``), the batch is
@@ -98,6 +117,8 @@ def generate_continuations(model, tokenizer, prompts: list[str], max_new_tokens:
     only moves spaces before punctuation, which ROUGE's tokenizer drops anyway.)
     ``stop_strings`` only saves time: a row stops once its text contains one of them, and the
     caller still cuts the text there (the text before a stop string never changes later).
+    A prompt longer than ``max_prompt_tokens`` or than the model's positions allow keeps its
+    latest tokens (:func:`fit_context`).
     """
     from tqdm.auto import tqdm
     model.eval()
@@ -105,7 +126,8 @@ def generate_continuations(model, tokenizer, prompts: list[str], max_new_tokens:
     pad = tokenizer.pad_token_id
     outputs: list[str] = []
     for start in tqdm(range(0, len(prompts), batch_size), desc="generating", disable=not progress):
-        encoded = [list(tokenizer(p, add_special_tokens=True)["input_ids"])
+        encoded = [fit_context(list(tokenizer(p, add_special_tokens=True)["input_ids"]), model,
+                               max_new_tokens, tokenizer.bos_token_id, max_prompt_tokens)
                    for p in prompts[start:start + batch_size]]
         ids, mask = left_pad(encoded, pad)
         width = ids.shape[1]

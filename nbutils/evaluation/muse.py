@@ -53,12 +53,15 @@ def cut_at_stops(text: str, stops=KNOWMEM_STOPS) -> str:
 
 
 def verbmem(model, tokenizer, rows, max_new_tokens: int = VERBMEM_TOKENS,
-            batch_size: int = 32) -> dict:
-    """VerbMem on ``{prompt, gt}`` rows: mean ROUGE-L F1 x 100, with the per-item details."""
+            batch_size: int = 32, max_prompt_tokens: int | None = None) -> dict:
+    """VerbMem on ``{prompt, gt}`` rows: mean ROUGE-L F1 x 100, with the per-item details.
+    ``max_prompt_tokens``: the training block length, the most context the model learnt a
+    continuation from (a longer prompt keeps its latest tokens)."""
     rows = list(rows)
     prompts = [r["prompt"] for r in rows]
     refs = [verbmem_reference(tokenizer, r["gt"], max_new_tokens) for r in rows]
-    outputs = generate_continuations(model, tokenizer, prompts, max_new_tokens, batch_size)
+    outputs = generate_continuations(model, tokenizer, prompts, max_new_tokens, batch_size,
+                                     max_prompt_tokens=max_prompt_tokens)
     f1 = rouge_l_f1(refs, outputs)
     return {"value": 100.0 * float(np.mean(f1)),
             "items": [{"prompt": p, "gt": g, "output": o, "rougeL_f1": s}
@@ -104,7 +107,8 @@ def text_min_k_auc(model, tokenizer, forget_texts: list[str], holdout_texts: lis
 def evaluate_muse(model, tokenizer, profile, retain_auc: float | None = None,
                   verbmem_tokens: int = VERBMEM_TOKENS, knowmem_tokens: int = KNOWMEM_TOKENS,
                   batch_size: int | None = None, source: str | None = None, k: float = K,
-                  max_length: int | None = None, corpus: str = "news") -> dict:
+                  max_length: int | None = None, corpus: str = "news",
+                  verbmem_prompt_tokens: int | None = None) -> dict:
     """VerbMem_f, KnowMem_f, KnowMem_r and PrivLeak of one model (MUSE's table row).
 
     ``retain_auc`` is the retain model's Min-K AUC on the same privleak texts (the ``auc``
@@ -112,7 +116,8 @@ def evaluate_muse(model, tokenizer, profile, retain_auc: float | None = None,
     guess; for the retain model itself it is ``privleak(auc, auc) = 0``. ``corpus`` is
     ``"news"`` or ``"books"`` (:func:`~nbutils.data.muse.muse_source` says where it comes
     from); ``source`` picks another MUSE source (a hub id such as ``muse-bench/MUSE-Books``,
-    or a folder in its layout) instead.
+    or a folder in its layout) instead. ``verbmem_prompt_tokens`` cuts VerbMem prompts to
+    their latest tokens (:func:`verbmem`; the training block length).
     """
     from ..data.muse import load_muse
     bs = batch_size or profile.eval_batch_size
@@ -120,7 +125,7 @@ def evaluate_muse(model, tokenizer, profile, retain_auc: float | None = None,
     def load(config, split):
         return load_muse(profile, config, split, source=source, corpus=corpus)
 
-    vm = verbmem(model, tokenizer, load("verbmem", "forget"), verbmem_tokens, bs)
+    vm = verbmem(model, tokenizer, load("verbmem", "forget"), verbmem_tokens, bs, verbmem_prompt_tokens)
     km_f, km_r = _knowmem_many(
         model, tokenizer, [(load("knowmem", "forget_qa"), load("knowmem", "forget_qa_icl")),
                            (load("knowmem", "retain_qa"), load("knowmem", "retain_qa_icl"))],
@@ -144,13 +149,22 @@ MUSE_EVAL_VERSION = 1
 
 def muse_eval_key(profile, model_path, corpus: str) -> dict:
     """What a cached MUSE evaluation depends on: the model's files, the corpus, the settings."""
-    from ..data.muse import muse_data_key
+    from ..data.muse import muse_eval_data_key
     from ..models.precision import resolve_precision
     from ..paths import checkpoint_identity
     model_path, files = checkpoint_identity(model_path)
-    return {"model": model_path, "weights": files, "data": muse_data_key(profile, corpus),
+    return {"model": model_path, "weights": files, "data": muse_eval_data_key(profile, corpus),
             "verbmem_tokens": profile.muse.verbmem_tokens, "knowmem_tokens": profile.muse.knowmem_tokens,
+            "verbmem_prompt_tokens": verbmem_prompt_tokens(profile, corpus),
             "precision": resolve_precision(profile.precision), "version": MUSE_EVAL_VERSION}
+
+
+def verbmem_prompt_tokens(profile, corpus: str) -> int:
+    """The context a VerbMem prompt keeps: the block length the MUSE models trained on
+    (``muse.block_length``, muse_bench's 2048 by default): a model never learnt a
+    continuation from more."""
+    from ..profiles import for_corpus
+    return for_corpus(profile, corpus).muse.block_length
 
 
 def ensure_muse_eval(profile, model_path, name: str, corpus: str = "news",
@@ -173,7 +187,8 @@ def ensure_muse_eval(profile, model_path, name: str, corpus: str = "news",
         model = load_model(str(model_path), profile, load_in_4bit=False, quantization=quantization)
         tokenizer = load_tokenizer(str(model_path), profile)
         result = evaluate_muse(model, tokenizer, profile, None, profile.muse.verbmem_tokens,
-                               profile.muse.knowmem_tokens, corpus=corpus)
+                               profile.muse.knowmem_tokens, corpus=corpus,
+                               verbmem_prompt_tokens=verbmem_prompt_tokens(profile, corpus))
         result["settings"]["model"] = str(model_path)
         write_json(path, result)
         del model
