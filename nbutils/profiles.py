@@ -275,8 +275,10 @@ PROFILES: dict[str, Profile] = {
                                   # SatImp (γ = 0.1) 3e-4: 0.86; 1e-3: 0.66; 3e-3: 0.36, 0.71x
                                   "satimp": {"learning_rate": 3e-3},
                                   # CE-U (no retain term) 3e-5: 1.0; 1e-4: 0.34, 0.97x; 3e-4:
-                                  # 0.01 but 0.23x; 1e-3: utility 0
-                                  "ceu": {"learning_rate": 1e-4},
+                                  # 0.01 but 0.23x; 1e-3: utility 0 (AVX2 CPU). On an
+                                  # AVX512 one 1e-4 left 0.64 (0.99x), 1.5e-4 0.35 (0.95x),
+                                  # 2e-4 0.10 (0.82x): 1.5e-4 halves it on both
+                                  "ceu": {"learning_rate": 1.5e-4},
                                   # PDU 3e-4: 0.12, 0.87x; 1e-3: 0.04, 0.78x; 3e-3: 0, 0.38x
                                   "pdu": {"learning_rate": 1e-3},
                                   "idknll": {"learning_rate": 6e-4},
