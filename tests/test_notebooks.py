@@ -158,9 +158,9 @@ def test_robustness_notebook_attacks_every_method(executed):
     assert set(s["R"]) == {"target", "retain", *LEADERBOARD_ORDER}
     # R of the retain model is 1 by definition; its Q need not be (4-bit rounding can raise a
     # probability a little, measured 0.994 on an AVX512 CPU), so its robustness is hmean(1, Q)
+    from nbutils.robustness.scores import robustness_score
     assert s["R"]["retain"] == 1.0
-    q = s["Q"]["retain"]
-    assert s["robustness"]["retain"] == pytest.approx(2 * q / (1 + q), abs=1e-3)
+    assert s["robustness"]["retain"] == pytest.approx(robustness_score(1.0, s["Q"]["retain"]), abs=1e-3)
     for name in s["R"]:
         assert 0.0 <= s["R"][name] <= 1.0 and 0.0 <= s["Q"][name] <= 1.0, name
     relearnt = sorted(s["R"][m] for m in RETAIN_KEEPERS)
