@@ -206,17 +206,37 @@ def test_lora_merged(micro_base, micro_overrides):
     _assert_plain_merged(ensure_target_model(p), micro_base)
 
 
-def test_qlora_4bit_on_cpu(micro_base, micro_overrides):
+def test_qlora_4bit_on_cpu(micro_overrides):
+    """QLoRA end to end on a micro model whose widths are whole 64-value 4-bit blocks, as
+    tiny's (128/384) and SmolLM2's (576/1536) are: every projection is quantized."""
     import bitsandbytes as bnb
-    p = get_profile("tiny", {**micro_overrides, "finetune.lora": True, "finetune.load_in_4bit": True,
-                             "finetune.epochs": 1})
-    model = load_model(micro_base, p, load_in_4bit=True)
+    p = get_profile("tiny", {**micro_overrides, "tiny_arch.hidden_size": 64,
+                             "tiny_arch.intermediate_size": 128, "finetune.lora": True,
+                             "finetune.load_in_4bit": True, "finetune.epochs": 1})
+    base = ensure_base_model(p)
+    model = load_model(base, p, load_in_4bit=True)
     layers = [m for m in model.modules() if isinstance(m, bnb.nn.Linear4bit)]
     assert len(layers) == 7 * model.config.num_hidden_layers  # q k v o gate up down
     assert layers[0].weight.dtype == torch.uint8
     assert not isinstance(model.lm_head, bnb.nn.Linear4bit)
     del model
-    _assert_plain_merged(ensure_target_model(p), micro_base)
+    _assert_plain_merged(ensure_target_model(p), base)
+
+
+def test_4bit_leaves_projections_narrower_than_a_block_unquantized(micro_base, micro_profile):
+    """The shared micro model is 32 wide (MLP 64): bitsandbytes' CPU kernel cannot quantize
+    a 32-value input row on every CPU, so only ``down_proj`` (64 inputs) is 4-bit."""
+    import bitsandbytes as bnb
+    from nbutils.models.loading import narrow_linear_names
+    model = load_model(micro_base, micro_profile, load_in_4bit=True)
+    assert narrow_linear_names(model.config) == ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                 "gate_proj", "up_proj"]
+    quantized = {n.rsplit(".", 1)[-1] for n, m in model.named_modules()
+                 if isinstance(m, bnb.nn.Linear4bit)}
+    assert quantized == {"down_proj"}
+    with torch.no_grad():
+        logits = model(torch.tensor([[1, 2, 3]])).logits
+    assert torch.isfinite(logits).all()
 
 
 def test_load_model_refuses_pickle_weights(micro_profile, micro_overrides, micro_base, tmp_path):
