@@ -84,17 +84,18 @@ QUANTIZATIONS = ("int8", "nf4", "fp4")
 BNB_4BIT_BLOCK = 64
 
 
-def narrow_linear_names(model_config) -> list[str]:
-    """The Llama-style projections whose inputs are not a whole number of 4-bit blocks (only
-    the test suite's micro model has them); 4-bit loading leaves them unquantized."""
-    hidden = getattr(model_config, "hidden_size", None)
-    inner = getattr(model_config, "intermediate_size", None)
-    names = []
-    if hidden and hidden % BNB_4BIT_BLOCK:
-        names += ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj"]
-    if inner and inner % BNB_4BIT_BLOCK:
-        names += ["down_proj"]
-    return names
+def narrow_linear_names(model_config, trust_remote_code: bool = False) -> list[str]:
+    """The linear layers (full module names) whose input is not a whole number of 4-bit
+    blocks; 4-bit loading leaves them unquantized. Read from a weightless skeleton of the
+    architecture (meta device), so it holds for any model: among ours only the test suite's
+    32-wide micro model has such layers, tiny's (128/384) and SmolLM2's (576/1536) are whole."""
+    from accelerate import init_empty_weights
+    with init_empty_weights():
+        skeleton = AutoModelForCausalLM.from_config(model_config, trust_remote_code=trust_remote_code)
+    head = skeleton.get_output_embeddings()
+    return [name for name, module in skeleton.named_modules()
+            if isinstance(module, torch.nn.Linear) and module is not head
+            and module.in_features % BNB_4BIT_BLOCK]
 
 
 def quantization_config(profile: Profile, scheme: str = "nf4", model_config=None):
@@ -107,7 +108,8 @@ def quantization_config(profile: Profile, scheme: str = "nf4", model_config=None
         return BitsAndBytesConfig(load_in_8bit=True)
     if scheme not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {scheme!r}; choose one of {QUANTIZATIONS}")
-    skip = narrow_linear_names(model_config) if model_config is not None else []
+    skip = (narrow_linear_names(model_config, profile.trust_remote_code)
+            if model_config is not None else [])
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=scheme,
                               bnb_4bit_use_double_quant=scheme == "nf4",
                               bnb_4bit_compute_dtype=compute_dtype(profile),
