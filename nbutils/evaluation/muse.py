@@ -155,11 +155,11 @@ def muse_eval_key(profile, model_path, corpus: str) -> dict:
     model_path, files = checkpoint_identity(model_path)
     return {"model": model_path, "weights": files, "data": muse_eval_data_key(profile, corpus),
             "verbmem_tokens": profile.muse.verbmem_tokens, "knowmem_tokens": profile.muse.knowmem_tokens,
-            "verbmem_prompt_tokens": verbmem_prompt_tokens(profile, corpus),
+            "verbmem_prompt_tokens": verbmem_prompt_limit(profile, corpus),
             "precision": resolve_precision(profile.precision), "version": MUSE_EVAL_VERSION}
 
 
-def verbmem_prompt_tokens(profile, corpus: str) -> int:
+def verbmem_prompt_limit(profile, corpus: str) -> int:
     """The context a VerbMem prompt keeps: the block length the MUSE models trained on
     (``muse.block_length``, muse_bench's 2048 by default): a model never learnt a
     continuation from more."""
@@ -188,7 +188,7 @@ def ensure_muse_eval(profile, model_path, name: str, corpus: str = "news",
         tokenizer = load_tokenizer(str(model_path), profile)
         result = evaluate_muse(model, tokenizer, profile, None, profile.muse.verbmem_tokens,
                                profile.muse.knowmem_tokens, corpus=corpus,
-                               verbmem_prompt_tokens=verbmem_prompt_tokens(profile, corpus))
+                               verbmem_prompt_tokens=verbmem_prompt_limit(profile, corpus))
         result["settings"]["model"] = str(model_path)
         write_json(path, result)
         del model
