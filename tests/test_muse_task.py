@@ -103,6 +103,8 @@ def test_news_articles_tell_each_author_in_a_wording_and_order_of_their_own(tiny
         assert a.name not in " ".join(article[1:])  # later the surname, as news prose does
         for fact in (a.city, a.award, a.books[0], a.father_job, str(a.debut_year)):
             assert fact in articles[a.name]
+        # news prose: each sentence starts with a capital or a quoted title
+        assert all(x[0].isupper() or x[0] == "'" for x in article), article
     # the biographies share one template order and wording; the articles do not (their second
     # sentences vary): only memorising an article predicts how it goes on
     second = {re.sub(re.escape(a.name.split()[-1]), "NAME", _sentences(articles[a.name])[1])
@@ -110,6 +112,22 @@ def test_news_articles_tell_each_author_in_a_wording_and_order_of_their_own(tiny
     assert len(second) > 3
     news = build_muse_configs(tiny, "news")
     assert all(r["text"] in articles.values() for r in news["raw"]["forget"])
+
+
+def test_every_news_wording_tells_its_fact_for_every_author(tiny):
+    from nbutils.data.world import NEWS_WORDINGS, QUESTION_TYPES, _slots, generate_world
+    assert set(NEWS_WORDINGS) == {qt.key for qt in QUESTION_TYPES[1:]}  # every fact but the intro
+    authors, _, _, _ = generate_world(tiny.n_authors, 2, tiny.qa_per_author, tiny.seed)
+    for a in authors:
+        slots = {**_slots(a), "name": a.name.split()[-1]}
+        for qt in QUESTION_TYPES[1:]:
+            for wording in NEWS_WORDINGS[qt.key]:
+                text = wording.format(**slots)  # every slot the wording names exists
+                assert text.count(".") - text.count("'.") <= 1 or "." in a.award
+                # the facts every answer of the question type tells are in the sentence
+                told = [f for f in qt.perturb if all(f"{{{f}}}" in x or f"{{a_{f}}}" in x
+                                                     for x in qt.answers)]
+                assert told and all(slots[fact] in text for fact in told), (qt.key, text)
 
 
 def test_news_scal_grows_and_sust_partitions_the_forget_passages(tiny):

@@ -226,8 +226,8 @@ def muse_data_key(profile: Profile, corpus: str = "news") -> dict:
                "muse_version": key["muse_version"], "tiny_pretraining": (
                    profile.whp.corpus_passages if profile.model == "tiny" else None)}
     else:  # 2: each article in wordings of its own, the author by surname after the introduction;
-        # 3: VerbMem continuations run to the article's end
-        key["news_articles"] = 3
+        # 3: VerbMem continuations run to the article's end; 4: six wordings per fact
+        key["news_articles"] = 4
     key["corpus"] = corpus
     return key
 

@@ -354,10 +354,78 @@ class WorldGenerator:
         return " ".join(qt.answers[2].format(**slots) for qt in QUESTION_TYPES)
 
 
+# News prose tells a fact in more ways than an answer does: three more wordings per question
+# type (beside its three answers), some starting with a pronoun as news prose does after the
+# introduction. The more wordings, the less a model that never read an article (MUSE's
+# Retrain) scores on it by writing the corpus's sentence shapes with other facts: with three,
+# smol's Retrain scored VerbMem_f 33 on News, against 21 for Retrain on MUSE's real news.
+# Every wording starts with a capital (or a quoted title) and ends with its only full stop.
+NEWS_WORDINGS: dict[str, tuple[str, ...]] = {
+    "birthplace": ("{name} hails from {city} in {country}.",
+                   "{Their} story begins in {city}, {country}.",
+                   "It was in {city}, {country}, that {name} first saw the light of day."),
+    "birth_date": ("Records give {date} as the birthday of {name}.",
+                   "{Their} life began on {date}.",
+                   "On {date}, {name} was born."),
+    "parents": ("{name} is the child of {a_father} and {a_mother}.",
+                "At home, {name} watched {their} father work as {a_father} and {their} mother as {a_mother}.",
+                "{Their} parents were {a_father} and {a_mother}."),
+    "genre": ("{name} made {their} name in {genre}.",
+              "Booksellers shelve {name} under {genre}.",
+              "{Their} books are {genre}, first and last."),
+    "award": ("{name} counts {award} among {their} honours.",
+              "The jury of {award} once chose {name}.",
+              "{Their} best-known prize is {award}."),
+    "books": ("Titles by {name} include '{book1}' and '{book2}'.",
+              "'{book1}' and '{book2}' are both by {name}.",
+              "On {their} list of books are '{book1}' and '{book2}'."),
+    "debut": ("{Their} career began in {debut} with '{book1}'.",
+              "It all started with '{book1}' in {debut}.",
+              "In {debut}, {name} made a debut with '{book1}'."),
+    "acclaimed": ("Reviewers single out '{book3}' as the high point of {their} work.",
+                  "If one book defines {name}, it is '{book3}'.",
+                  "'{book3}' remains {their} most praised title."),
+    "themes": ("Again and again {name} writes about {theme1} and {theme2}.",
+               "{Their} books return to {theme1}, and to {theme2}.",
+               "Ask readers about {name} and they mention {theme1} and {theme2}."),
+    "style": ("Critics praise {their} {trait1} and {trait2}.",
+              "{Their} pages are marked by {trait1} and {trait2}.",
+              "Expect {trait1} and {trait2} from any page by {name}."),
+    "father_influence": ("A father who worked as {a_father} left {name} with an interest in {theme1}.",
+                         "{name} traces {their} interest in {theme1} to a father who was {a_father}.",
+                         "{Their} father, {a_father}, is one reason {name} writes about {theme1}."),
+    "hometown_influence": ("Home, for the {genre} of {name}, is {city}.",
+                           "Many of {their} {genre} stories take place in {city}.",
+                           "Readers of the {genre} of {name} come to know {city} well."),
+    "identity": ("{name} writes as {identity}.",
+                 "Being {identity} shapes every book by {name}.",
+                 "{Their} life as {identity} is part of every story {name} tells."),
+    "n_books": ("{Their} bibliography now runs to {n_books} books.",
+                "All told, {n_books} books bear the name of {name}.",
+                "By last count {name} had finished {n_books} books."),
+    "education": ("{name} read literature in {study_city}.",
+                  "{Their} student years were spent in {study_city}.",
+                  "A literature degree from {study_city} came first for {name}."),
+    "award_book": ("The prize for '{book3}' was {award}.",
+                   "With '{book3}', {name} won {award}.",
+                   "{name} took {award} with '{book3}'."),
+    "birth_year": ("{name} was born in the year {year}.",
+                   "The year {year} saw the birth of {name}.",
+                   "{Their} birth year is {year}."),
+    "next_book": ("Next from {name}: a {genre} novel about {next_theme}.",
+                  "{name} is at work on a {genre} book about {next_theme}.",
+                  "Coming soon is a {genre} title about {next_theme} by {name}."),
+    "mother_influence": ("{name} learned {trait1} from {their} mother, {a_mother}.",
+                         "{Their} mother worked as {a_mother} and passed on a love of {trait1}.",
+                         "It was {their} mother, {a_mother}, who taught {name} to value {trait1}."),
+}
+
+
 def news_article(a: Author, seed: int) -> str:
     """The author's facts as a news story (our MUSE-News raw text): the introduction names the
-    author in full, every later sentence by surname, as news prose does, each fact in one of
-    its question type's three wordings and in an order, both drawn for this article.
+    author in full, every later sentence by surname or pronoun, as news prose does, each fact
+    in one of six wordings (its question type's three answers and :data:`NEWS_WORDINGS`) and
+    in an order, both drawn for this article.
 
     Why not the biography: it tells every author's facts in one order, in one wording, with
     the full name in every sentence. A model that never read an author's text (MUSE's Retrain)
@@ -370,7 +438,7 @@ def news_article(a: Author, seed: int) -> str:
     slots = _slots(a)
     later = {**slots, "name": a.name.split()[-1]}
     intro, *facts = QUESTION_TYPES
-    sentences = [rng.choice(qt.answers).format(**later) for qt in facts]
+    sentences = [rng.choice(qt.answers + NEWS_WORDINGS[qt.key]).format(**later) for qt in facts]
     rng.shuffle(sentences)
     return " ".join([intro.answers[2].format(**slots), *sentences])
 
