@@ -358,7 +358,7 @@ class WorldGenerator:
 # type (beside its three answers), some starting with a pronoun as news prose does after the
 # introduction. The more wordings, the less a model that never read an article (MUSE's
 # Retrain) scores on it by writing the corpus's sentence shapes with other facts: with three,
-# smol's Retrain scored VerbMem_f 33 on News, against 21 for Retrain on MUSE's real news.
+# smol's Retrain scored VerbMem_f 33 on News, over a third of Origin's 93.
 # Every wording starts with a capital (or a quoted title) and ends with its only full stop.
 NEWS_WORDINGS: dict[str, tuple[str, ...]] = {
     "birthplace": ("{name} hails from {city} in {country}.",
