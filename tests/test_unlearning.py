@@ -444,3 +444,18 @@ def test_method_configs_check_their_ranges():
     with pytest.raises(ValueError, match="n_alternates=2.5 must be int"):
         get_method("altpo", n_alternates=2.5)
     assert get_method("rmu").config.retain_loss == "activations"  # a method's own retain loss is valid
+
+
+def test_probe_probabilities_are_logged_about_twenty_times_a_run_and_at_its_end():
+    from types import SimpleNamespace
+    from nbutils.unlearning.trainer import PROBE_POINTS, UnlearnTrainer
+
+    def due_steps(max_steps):
+        return [s for s in range(1, max_steps + 1) if UnlearnTrainer.probe_due(
+            SimpleNamespace(state=SimpleNamespace(global_step=s, max_steps=max_steps)))]
+    assert due_steps(12) == list(range(1, 13))  # a short run: every step
+    assert due_steps(PROBE_POINTS) == list(range(1, PROBE_POINTS + 1))
+    long = due_steps(300)  # smol's largest MUSE-News scalability run
+    assert long == list(range(15, 301, 15)) and len(long) == PROBE_POINTS
+    odd = due_steps(61)
+    assert odd[-1] == 61 and len(odd) <= PROBE_POINTS + 1
