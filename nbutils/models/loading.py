@@ -149,6 +149,7 @@ def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
         model_config = AutoConfig.from_pretrained(path, trust_remote_code=profile.trust_remote_code,
                                                   **hub_kwargs)
         kwargs["quantization_config"] = quantization_config(profile, quantization, model_config)
+        kwargs["config"] = model_config  # read once: from_pretrained would read it again
     if torch.device(device or get_device()).type == "cpu":
         # measured on SmolLM2 at the workbook's lengths (32-256 tokens): eager attention is
         # 10-25% faster than SDPA's CPU flash kernel, in training, scoring and generation
