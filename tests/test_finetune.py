@@ -236,6 +236,13 @@ def test_4bit_leaves_projections_narrower_than_a_block_unquantized(micro_base, m
     quantized = {n.rsplit(".", 1)[-1] for n, m in model.named_modules()
                  if isinstance(m, bnb.nn.Linear4bit)}
     assert quantized == {"down_proj"}
+    # naming the narrow layers replaces transformers' default skip list, so the head is named
+    # too, by the name the architecture gives it
+    from nbutils.models.loading import quantization_config
+    skip = quantization_config(micro_profile, "nf4", model.config).llm_int8_skip_modules
+    head = model.get_output_embeddings()
+    assert skip[0] == next(n for n, m in model.named_modules() if m is head)
+    assert not isinstance(head, bnb.nn.Linear4bit)
     with torch.no_grad():
         logits = model(torch.tensor([[1, 2, 3]])).logits
     assert torch.isfinite(logits).all()

@@ -89,31 +89,41 @@ def narrow_linear_names(model_config, trust_remote_code: bool = False) -> list[s
     blocks; 4-bit loading leaves them unquantized. Read from a weightless skeleton of the
     architecture (meta device), so it holds for any model: among ours only the test suite's
     32-wide micro model has such layers, tiny's (128/384) and SmolLM2's (576/1536) are whole."""
+    return _four_bit_unfit_layers(model_config, trust_remote_code)[1]
+
+
+def _four_bit_unfit_layers(model_config, trust_remote_code: bool) -> tuple[str, list[str]]:
+    """(the output head's module name, the narrow linear layers' names) of the architecture."""
     from accelerate import init_empty_weights
     with init_empty_weights():
         skeleton = AutoModelForCausalLM.from_config(model_config, trust_remote_code=trust_remote_code)
     head = skeleton.get_output_embeddings()
-    return [name for name, module in skeleton.named_modules()
-            if isinstance(module, torch.nn.Linear) and module is not head
-            and module.in_features % BNB_4BIT_BLOCK]
+    head_name = next(name for name, module in skeleton.named_modules() if module is head)
+    narrow = [name for name, module in skeleton.named_modules()
+              if isinstance(module, torch.nn.Linear) and module is not head
+              and module.in_features % BNB_4BIT_BLOCK]
+    return head_name, narrow
 
 
 def quantization_config(profile: Profile, scheme: str = "nf4", model_config=None):
     """bitsandbytes weights: ``nf4`` with double quantisation (the QLoRA recipe, computing in
     the profile's precision), ``fp4`` (the type ``load_in_4bit=True`` gives when nothing else
     is said), or ``int8`` (LLM.int8). With ``model_config``, 4-bit leaves the layers of
-    :func:`narrow_linear_names` (and the LM head, as always) unquantized."""
+    :func:`narrow_linear_names` (and the output head, as always) unquantized."""
     from transformers import BitsAndBytesConfig
     if scheme == "int8":
         return BitsAndBytesConfig(load_in_8bit=True)
     if scheme not in QUANTIZATIONS:
         raise ValueError(f"unknown quantization {scheme!r}; choose one of {QUANTIZATIONS}")
-    skip = (narrow_linear_names(model_config, profile.trust_remote_code)
-            if model_config is not None else [])
+    skip = None  # transformers' default: the output head stays unquantized
+    if model_config is not None:
+        head_name, narrow = _four_bit_unfit_layers(model_config, profile.trust_remote_code)
+        # naming modules replaces that default, so the head (by its own name) is named too
+        skip = [head_name, *narrow] if narrow else None
     return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type=scheme,
                               bnb_4bit_use_double_quant=scheme == "nf4",
                               bnb_4bit_compute_dtype=compute_dtype(profile),
-                              llm_int8_skip_modules=(["lm_head", *skip] if skip else None))
+                              llm_int8_skip_modules=skip)
 
 
 def load_model(path: str, profile: Profile, *, load_in_4bit: bool | None = None,
