@@ -160,6 +160,10 @@ def test_every_attack_end_to_end_and_cached(attack_profile, micro_models):
             "relearn forget", "relearn related"} <= set(heat.columns)
     lens = logit_lens_frame(results)
     assert set(lens.model) == set(micro_models)
+    # the measurements are cached; the relearned checkpoints behind them are deleted
+    from nbutils.paths import cache_root
+    for name in micro_models:
+        assert not list((cache_root() / "robustness").glob(f"{name}-relearn-*")), name
     t0 = time.perf_counter()
     again = ensure_model_attacks(attack_profile, micro_models)
     assert robustness_frame(again).equals(df)

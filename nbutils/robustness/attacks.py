@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+import shutil
 import warnings
 from pathlib import Path
 
@@ -105,6 +106,9 @@ def measure(profile: Profile, model_path, reference_path, name: str = "model",
             out["items"] = measured
             result["relearned"][data] = out
             del relearned
+            # the measurement is what is kept (ATTACKS.json): the relearned weights are a full
+            # checkpoint per model and data set (0.5 GB each on smol, two for every model)
+            discard_relearned(path)
             bar.update()
     bar.close()
     return result
@@ -129,6 +133,16 @@ def relearned_model(profile: Profile, model_path, name: str, data: str, rows: li
             load_tokenizer(str(model_path), profile).save_pretrained(folder)
             mark_complete(folder)
     return folder
+
+
+def discard_relearned(path: Path) -> None:
+    """Delete a relearned model (for WHP at inference time, the relearned baseline its folder
+    points to as well); a later :func:`relearned_model` call trains it again."""
+    spec_file = Path(path) / "whp_inference.json"
+    if spec_file.exists():
+        from ..models.whp_inference import WHPInferenceModel
+        shutil.rmtree(WHPInferenceModel.read_spec(path)["base"], ignore_errors=True)
+    shutil.rmtree(path, ignore_errors=True)
 
 
 def attacks_key(profile: Profile, model_path, reference_path, relearn: bool) -> dict:
