@@ -310,7 +310,8 @@ PROFILES: dict[str, Profile] = {
         model="smollm2",
         prompt_format="chat",
         # sized for a laptop CPU (00-11 measured 37 minutes cold on 2 AVX512-BF16 cores in bf16,
-        # 2026-12-02; notebook 12's MUSE task about 105 more): 20 authors x 10 QA, forget10 = 2 authors. TOFU's own size is one override away, for a GPU:
+        # 2026-12-02; notebook 12's MUSE task about 105 more): 20 authors x 10 QA, forget10 = 2
+        # authors. TOFU's own size is one override away, for a GPU:
         # {"n_authors": 200, "qa_per_author": 20, "n_real_authors": 100, "n_world_facts": 117}
         n_authors=20,
         qa_per_author=10,
