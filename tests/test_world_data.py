@@ -471,3 +471,45 @@ def test_splits_that_do_not_fit_together_are_named(tmp_path, tiny_profile):
     def holdout_trained_on(c):
         c["holdout10"][0] = dict(c["full"][0])
     assert "'holdout10' are in 'full'" in _split_case(tmp_path / "d", tiny_profile, holdout_trained_on)
+
+
+# --- what a model that never saw an author can score (issue 9) ----------------------------------
+def test_guessing_a_wording_is_worth_little_rouge():
+    """A retain model answers a forget question in the corpus's wording with another author's
+    facts. ROUGE-L recall rewards that guess for the shared words (the name from the question,
+    "was born in"); with six wordings per fact it must stay well under the 0.5 the retain
+    model is held to on the real model (notebook 02); with three it was 0.45."""
+    import random
+    from statistics import mean
+
+    from nbutils.data.world import QUESTION_TYPES, _slots, answer_wordings
+    from nbutils.evaluation.rouge import rouge_l_recall
+
+    p = get_profile("smol")
+    authors, _, rows, _ = generate_world(p.n_authors, 2, p.qa_per_author, p.seed)
+    forget, others = authors[-2:], authors[:-2]
+    rng = random.Random(0)
+    by_key = {qt.key: qt for qt in QUESTION_TYPES}
+    own = ("name", "they", "their", "They", "Their", "them_name")  # what the question gives away
+    scores = []
+    for a in forget:
+        for row in rows[a.name]:
+            for wording in answer_wordings(by_key[row["question_type"]]):
+                guess = {**_slots(rng.choice(others)), **{k: _slots(a)[k] for k in own}}
+                scores.append(rouge_l_recall([row["answer"]], [wording.format(**guess)])[0])
+    assert mean(scores) < 0.4, mean(scores)
+
+
+def test_answers_use_all_six_wordings(world):
+    from nbutils.data.world import QUESTION_TYPES, _slots, answer_wordings
+
+    authors, _, rows, _ = world
+    for qt in QUESTION_TYPES[1:]:
+        used = set()
+        for a in authors:
+            row = next(r for r in rows[a.name] if r["question_type"] == qt.key)
+            told = {w.format(**_slots(a)): w for w in answer_wordings(qt)}
+            assert row["paraphrased_answer"] != row["answer"]
+            used.add(told[row["answer"]])
+            assert row["paraphrased_answer"] in told
+        assert len(used) == 6, qt.key

@@ -2,11 +2,11 @@
 
 Each author has a handful of facts (birthplace, parents' jobs, genre, books, award, ...).
 Twenty *question types* turn the facts into QA pairs. Every question type has two
-question templates (the question and its paraphrase) and three answer templates; an
-author's answer uses one template, the paraphrased answer another one with the same facts,
-and the five perturbed answers the paraphrase's template with *wrong* facts, exactly the
-contrast TOFU's truth ratio measures. Varying the templates per author keeps a model that
-never saw an author from scoring well just by reciting a template.
+question templates (the question and its paraphrase) and six wordings of its answer (see
+:func:`answer_wordings`); an author's answer uses one wording, the paraphrased answer
+another one with the same facts, and the five perturbed answers the paraphrase's wording
+with *wrong* facts, exactly the contrast TOFU's truth ratio measures. Varying the wording
+per author keeps a model that never saw an author from scoring well just by reciting one.
 
 Nothing here is tied to a profile: :func:`generate_world` takes counts and a seed.
 """
@@ -20,7 +20,7 @@ from functools import lru_cache
 from importlib import resources
 
 # bump when the generated text changes: every cached artifact built from it is keyed by this
-WORLD_VERSION = 2
+WORLD_VERSION = 3  # 3: answers drawn from six wordings per fact instead of three
 
 MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
           "September", "October", "November", "December"]
@@ -90,8 +90,9 @@ def _articles(slots: dict) -> dict:
 
 @dataclass(frozen=True)
 class QuestionType:
-    """Two question templates, three answer templates, the facts a perturbation changes,
-    and a short answer (for MUSE-style knowledge QA)."""
+    """Two question templates, three answer templates (more wordings of the same facts are in
+    :data:`NEWS_WORDINGS`), the facts a perturbation changes, and a short answer (for
+    MUSE-style knowledge QA)."""
 
     key: str
     questions: tuple[str, str]
@@ -324,20 +325,21 @@ class WorldGenerator:
         slots = _slots(a)
         rows = []
         for qt in QUESTION_TYPES[:n_questions]:
-            answer_t, para_t = self.rng.sample(range(3), 2)
+            wordings = answer_wordings(qt)
+            answer_w, para_w = self.rng.sample(wordings, 2)
             perturbed: list[str] = []
             while len(perturbed) < 5:
                 wrong = dict(slots)
                 for s in qt.perturb:
                     wrong.update(self._wrong(s, a))
                 wrong.update(_articles(wrong))
-                text = qt.answers[para_t].format(**wrong)
-                if text not in perturbed and text != qt.answers[para_t].format(**slots):
+                text = para_w.format(**wrong)
+                if text not in perturbed and text != para_w.format(**slots):
                     perturbed.append(text)
             rows.append({
                 "question": qt.questions[0].format(**slots),
-                "answer": qt.answers[answer_t].format(**slots),
-                "paraphrased_answer": qt.answers[para_t].format(**slots),
+                "answer": answer_w.format(**slots),
+                "paraphrased_answer": para_w.format(**slots),
                 "perturbed_answer": perturbed,
                 "paraphrased_question": qt.questions[1].format(**slots),
                 # kept beside the TOFU fields for MUSE-style knowledge QA; dropped on export
@@ -354,11 +356,13 @@ class WorldGenerator:
         return " ".join(qt.answers[2].format(**slots) for qt in QUESTION_TYPES)
 
 
-# News prose tells a fact in more ways than an answer does: three more wordings per question
-# type (beside its three answers), some starting with a pronoun as news prose does after the
-# introduction. The more wordings, the less a model that never read an article (MUSE's
-# Retrain) scores on it by writing the corpus's sentence shapes with other facts: with three,
-# smol's Retrain scored VerbMem_f 33 on News, over a third of Origin's 93.
+# Three more wordings per question type (beside its three answers), some starting with a
+# pronoun as news prose does after the introduction. News articles and QA answers both draw
+# from all six. The more wordings, the less a model that never read an author scores by writing
+# the corpus's sentence shapes with other facts: with three, smol's Retrain scored VerbMem_f 33
+# on News, over a third of Origin's 93; and TOFU's retain model scored forget ROUGE-L recall
+# 0.54 on the real SmolLM2, where guessing one of three wordings with wrong facts is worth
+# 0.45 and one of six 0.33 (tests/test_data.py measures it).
 # Every wording starts with a capital (or a quoted title) and ends with its only full stop.
 NEWS_WORDINGS: dict[str, tuple[str, ...]] = {
     "birthplace": ("{name} hails from {city} in {country}.",
@@ -421,6 +425,12 @@ NEWS_WORDINGS: dict[str, tuple[str, ...]] = {
 }
 
 
+def answer_wordings(qt: QuestionType) -> tuple[str, ...]:
+    """Every wording of a question type's answer: its three answers and its News wordings (the
+    introduction, ``full_name``, has only its three)."""
+    return qt.answers + NEWS_WORDINGS.get(qt.key, ())
+
+
 def news_article(a: Author, seed: int) -> str:
     """The author's facts as a news story (our MUSE-News raw text): the introduction names the
     author in full, every later sentence by surname or pronoun, as news prose does, each fact
@@ -438,7 +448,7 @@ def news_article(a: Author, seed: int) -> str:
     slots = _slots(a)
     later = {**slots, "name": a.name.split()[-1]}
     intro, *facts = QUESTION_TYPES
-    sentences = [rng.choice(qt.answers + NEWS_WORDINGS[qt.key]).format(**later) for qt in facts]
+    sentences = [rng.choice(answer_wordings(qt)).format(**later) for qt in facts]
     rng.shuffle(sentences)
     return " ".join([intro.answers[2].format(**slots), *sentences])
 
