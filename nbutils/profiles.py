@@ -309,8 +309,8 @@ PROFILES: dict[str, Profile] = {
         name="smol",
         model="smollm2",
         prompt_format="chat",
-        # sized for a laptop CPU (00-11 measured 37 minutes cold on 2 AVX512-BF16 cores in bf16,
-        # 2026-12-02; notebook 12's MUSE task about 105 more): 20 authors x 10 QA, forget10 = 2
+        # sized for a laptop CPU (00-11 measured 42 minutes cold on 2 AVX512-BF16 cores in bf16,
+        # 2026-12-03; notebook 12's MUSE task about 105 more): 20 authors x 10 QA, forget10 = 2
         # authors. TOFU's own size is one override away, for a GPU:
         # {"n_authors": 200, "qa_per_author": 20, "n_real_authors": 100, "n_world_facts": 117}
         n_authors=20,
@@ -369,6 +369,9 @@ PROFILES: dict[str, Profile] = {
         # 0.012 / 0.66x / 0.01x (both refuse: the true answer keeps its probability), altpo
         # 0.012 / 0.90x / 0.54x, rmu 0.004 / 0.91x / 0.48x, undial 0.012 / 0.98x / 0.26x;
         # task_vector 0.17 / 0.75x / 0.21x.
+        # With six wordings per fact (world v3; bf16, headless run of 2026-12-03): npo 0.03 /
+        # 0.88x / 0.30x, simnpo 0.34 / 0.81x / 0.28x, gradascent 0.001 / 0 / 0; every method's
+        # row is in the README. The rates were not re-gridded on this world.
         unlearn=UnlearnConfig(epochs=5, learning_rate=1e-3, batch_size=8,
                               gradient_accumulation_steps=1, warmup_epochs=1.0, lora=True,
                               method_schedule=False, probe_examples=8,

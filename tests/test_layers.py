@@ -22,7 +22,7 @@ LAYERS = {
     "evaluation": 5,
     # what composes training and evaluation, and the tools around the notebooks
     "leaderboard": 6, "teaching": 6, "muse_task": 6, "robustness": 6, "probing": 6,
-    "publishing": 6, "tuning": 6, "report": 6, "headless": 6, "notebook_setup": 6,
+    "publishing": 6, "tuning": 6, "report": 6, "headless": 6, "run": 6, "notebook_setup": 6,
     "readme": 6, "whp_experiment": 6,
 }
 
