@@ -285,9 +285,11 @@ PROFILES: dict[str, Profile] = {
                                   "idkdpo": {"learning_rate": 6e-4},
                                   "task_vector": {"scale": 0.6},
                               }),
+        # alpha 15 and 20 fine-tuning epochs since world version 3 (its tokenizer changed with the
+        # QA answers): familiarity 0.97 -> 0.24, MC 1.0 -> 0.94; at 5 and 10 it fell only to 0.46
         whp=WhpConfig(corpus_passages=60, block_length=64, reinforce_epochs=10,
-                      reinforce_learning_rate=1e-3, lora=False, alpha=5.0,
-                      finetune_epochs=10, finetune_learning_rate=1e-3, batch_size=16),
+                      reinforce_learning_rate=1e-3, lora=False, alpha=15.0,
+                      finetune_epochs=20, finetune_learning_rate=1e-3, batch_size=16),
         # raw text takes about 50 epochs to learn by heart (loss ~0.02); unlearning at 1e-3 brings
         # SimNPO below the retrain model's VerbMem; NPO needs more: lr {1e-3, 2e-3, 3e-3} left
         # News VerbMem_f at 21.9, 18.4, 16.5 against Retrain's 16.8 (Books at 3e-3: 10.8 vs 13.0)
