@@ -325,8 +325,8 @@ class WorldGenerator:
         slots = _slots(a)
         rows = []
         for qt in QUESTION_TYPES[:n_questions]:
-            wordings = answer_wordings(qt)
-            answer_w, para_w = self.rng.sample(wordings, 2)
+            answer_w, para_w = self.rng.sample(answer_wordings(qt), 2)
+            paraphrase = para_w.format(**slots)
             perturbed: list[str] = []
             while len(perturbed) < 5:
                 wrong = dict(slots)
@@ -334,12 +334,12 @@ class WorldGenerator:
                     wrong.update(self._wrong(s, a))
                 wrong.update(_articles(wrong))
                 text = para_w.format(**wrong)
-                if text not in perturbed and text != para_w.format(**slots):
+                if text not in perturbed and text != paraphrase:
                     perturbed.append(text)
             rows.append({
                 "question": qt.questions[0].format(**slots),
                 "answer": answer_w.format(**slots),
-                "paraphrased_answer": para_w.format(**slots),
+                "paraphrased_answer": paraphrase,
                 "perturbed_answer": perturbed,
                 "paraphrased_question": qt.questions[1].format(**slots),
                 # kept beside the TOFU fields for MUSE-style knowledge QA; dropped on export
@@ -362,7 +362,7 @@ class WorldGenerator:
 # the corpus's sentence shapes with other facts: with three, smol's Retrain scored VerbMem_f 33
 # on News, over a third of Origin's 93; and TOFU's retain model scored forget ROUGE-L recall
 # 0.54 on the real SmolLM2, where guessing one of three wordings with wrong facts is worth
-# 0.45 and one of six 0.33 (tests/test_data.py measures it).
+# 0.45 and one of six 0.33 (tests/test_world_data.py measures it).
 # Every wording starts with a capital (or a quoted title) and ends with its only full stop.
 NEWS_WORDINGS: dict[str, tuple[str, ...]] = {
     "birthplace": ("{name} hails from {city} in {country}.",
