@@ -13,9 +13,12 @@ each in fp32 and in the profile's ``auto`` precision, measured in one run.
    autocast, as the Trainer runs it). Tokens per second, and the fraction of the measured bf16
    matmul peak the training step reaches (FLOPs: 2N forward + 2N input-gradient backward per
    token for N frozen weights in matmuls, LM head included).
-3. **evaluation**: the package's TOFU scoring pass (answer, paraphrase and perturbed answers
-   of the forget split) and batched greedy generation of the same questions, fp32 against
-   ``auto``. Tokens per second: scored tokens plus generated tokens over the wall time.
+3. **evaluation**: the TOFU evaluation's own calls on the forget split, fp32 against ``auto``:
+   scoring (answer, paraphrase and perturbed answers, ``score_split``) and batched greedy
+   generation of the same questions (``generate_split``). Tokens per second: scored tokens
+   plus generated tokens over the wall time, and each part's ratio on its own (scoring is
+   matmul-bound; generation of one token at a time reads every weight per token and is
+   bound by memory and per-step overhead, which bf16 halves at best).
 
 The two precisions alternate within each measurement (``--repeats`` rounds, best time kept),
 so a load that comes and goes hits both alike. Keep the machine otherwise idle: torch's
@@ -78,20 +81,24 @@ class TrainingStep:
         return time.perf_counter() - t
 
 
-def evaluation_pass(model, tokenizer, profile, rows) -> tuple[float, int]:
-    """Seconds and tokens (scored + generated) of the forget split's scoring and generation."""
-    from nbutils.evaluation.generation import generate_answers
-    from nbutils.evaluation.scoring import score_pairs
-    from nbutils.evaluation.tofu import split_pairs
+def evaluation_pass(model, tokenizer, profile, rows) -> dict[str, tuple[float, int]]:
+    """``{"scoring": (seconds, tokens), "generation": (seconds, tokens)}`` of the forget split,
+    by the calls the TOFU evaluation makes (``score_split``: no Min-K%++ statistics;
+    ``generate_split``: length-grouped greedy answers)."""
+    from nbutils.evaluation.tofu import generate_split, score_split
     from nbutils.evaluation.tofu_logs import TofuSplit
-    pairs, _ = split_pairs(rows, TofuSplit("forget", "").paraphrased)
     t = time.perf_counter()
-    scores = score_pairs(model, tokenizer, pairs, profile.prompt_format, profile.eval_batch_size)
-    answers = generate_answers(model, tokenizer, [r["question"] for r in rows], profile.prompt_format,
-                               profile.max_new_tokens, profile.eval_batch_size)
-    seconds = time.perf_counter() - t
+    scores = score_split(model, tokenizer, rows, TofuSplit("forget", ""), profile.prompt_format,
+                         profile.eval_batch_size)
+    scoring = time.perf_counter() - t
+    scored = sum(s.n for s in scores.answer + scores.paraphrased + [x for w in scores.perturbed for x in w])
+    t = time.perf_counter()
+    answers = generate_split(model, tokenizer, [r["question"] for r in rows], profile.prompt_format,
+                             profile.max_new_tokens, profile.eval_batch_size,
+                             stop_at_newline=profile.stop_at_newline)
+    generation = time.perf_counter() - t
     generated = sum(len(tokenizer(a, add_special_tokens=False)["input_ids"]) + 1 for a in answers)
-    return seconds, sum(s.n for s in scores) + generated
+    return {"scoring": (scoring, scored), "generation": (generation, generated)}
 
 
 def main(steps: int = 4, repeats: int = 2, threads: int = 0, batch_size: int = 8,
@@ -153,16 +160,25 @@ def main(steps: int = 4, repeats: int = 2, threads: int = 0, batch_size: int = 8
     models = {name: load_model(base, p, device="cpu").eval() for name, p in precisions.items()}
     for m in models.values():
         evaluation_pass(m, tokenizer, smol, eval_rows[:4])
-    best = {name: float("inf") for name in models}
+    parts = ("scoring", "generation")
+    best = {(name, part): float("inf") for name in models for part in parts}
+    tokens = {}  # each precision's own counts: greedy answers may differ by a few tokens
     for _ in range(repeats):
         for name, m in models.items():
-            seconds, eval_tokens = evaluation_pass(m, tokenizer, smol, eval_rows)
-            best[name] = min(best[name], seconds)
-    evaluate = {name: eval_tokens / s for name, s in best.items()}
+            for part, (seconds, n) in evaluation_pass(m, tokenizer, smol, eval_rows).items():
+                best[name, part] = min(best[name, part], seconds)
+                tokens[name, part] = n
+    rate = {key: tokens[key] / best[key] for key in best}
+    evaluate = {name: sum(tokens[name, part] for part in parts) / sum(best[name, part] for part in parts)
+                for name in models}
     result["eval_tokens_per_s"] = evaluate
     result["eval_ratio"] = evaluate["auto"] / evaluate["fp32"]
-    say(f"evaluation ({len(eval_rows)} forget questions: scoring + generation, {eval_tokens} tokens): "
-        f"fp32 {evaluate['fp32']:.0f} tok/s, auto {evaluate['auto']:.0f} tok/s ({result['eval_ratio']:.2f}x)")
+    for part in parts:
+        result[f"{part}_ratio"] = rate["auto", part] / rate["fp32", part]
+    say(f"evaluation ({len(eval_rows)} forget questions: scoring {tokens['auto', 'scoring']} tokens + "
+        f"generation {tokens['auto', 'generation']}): fp32 {evaluate['fp32']:.0f} tok/s, auto "
+        f"{evaluate['auto']:.0f} tok/s ({result['eval_ratio']:.2f}x; scoring "
+        f"{result['scoring_ratio']:.2f}x, generation {result['generation_ratio']:.2f}x)")
     say(f"speedups of auto over fp32: matmul {result['matmul_ratio']:.2f}x, training "
         f"{result['train_ratio']:.2f}x, evaluation {result['eval_ratio']:.2f}x")
     return result
