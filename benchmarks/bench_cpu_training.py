@@ -102,7 +102,7 @@ def evaluation_pass(model, tokenizer, profile, rows) -> dict[str, tuple[float, i
 
 
 def main(steps: int = 4, repeats: int = 2, threads: int = 0, batch_size: int = 8,
-         verbose: bool = True) -> dict:
+         questions: int = 0, verbose: bool = True) -> dict:
     from nbutils.evaluation.tofu import tofu_rows
     from nbutils.finetune import QADataset, collator
     from nbutils.models.loading import ensure_base_model, load_model, load_tokenizer
@@ -156,7 +156,7 @@ def main(steps: int = 4, repeats: int = 2, threads: int = 0, batch_size: int = 8
     del runs
 
     # 3. evaluation: scoring + greedy generation
-    eval_rows = tofu_rows(smol, f"{smol.forget_split}_perturbed")
+    eval_rows = tofu_rows(smol, f"{smol.forget_split}_perturbed")[:questions or None]
     models = {name: load_model(base, p, device="cpu").eval() for name, p in precisions.items()}
     for m in models.values():
         evaluation_pass(m, tokenizer, smol, eval_rows[:4])
@@ -190,5 +190,8 @@ if __name__ == "__main__":
     parser.add_argument("--repeats", type=int, default=2, help="rounds; the best is kept")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--questions", type=int, default=0,
+                        help="forget questions to evaluate (0: all of the profile's forget split)")
     a = parser.parse_args()
-    main(steps=a.steps, repeats=a.repeats, threads=a.threads, batch_size=a.batch_size)
+    main(steps=a.steps, repeats=a.repeats, threads=a.threads, batch_size=a.batch_size,
+         questions=a.questions)

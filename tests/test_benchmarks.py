@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_npo_reference.py"
+BENCH_CPU = BENCH.with_name("bench_cpu_training.py")
 
 
 def _load(path: Path):
@@ -22,3 +23,13 @@ def test_npo_reference_benchmark_equal_losses(micro_overrides):
     assert result["losses_equal"] and result["max_abs_loss_diff"] <= 1e-5 * max(
         1.0, max(abs(x) for x in result["cached_losses"]))
     assert result["ratio"] > 0  # timings are noisy: no threshold here
+
+
+def test_cpu_training_benchmark_measures_every_ratio(smollm2_cache):
+    """The bf16 benchmark runs end to end on the real SmolLM2 (one small step, four questions)
+    and reports every ratio it prints; no thresholds, timings are noisy."""
+    result = _load(BENCH_CPU).main(steps=1, repeats=1, batch_size=2, questions=4, verbose=False)
+    for key in ("matmul_ratio", "train_ratio", "eval_ratio", "scoring_ratio", "generation_ratio",
+                "train_fraction_of_peak"):
+        assert result[key] > 0, key
+    assert result["auto_precision"] in ("bf16", "fp32")
