@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks" / "bench_npo_reference.py"
 BENCH_CPU = BENCH.with_name("bench_cpu_training.py")
 
@@ -25,6 +27,7 @@ def test_npo_reference_benchmark_equal_losses(micro_overrides):
     assert result["ratio"] > 0  # timings are noisy: no threshold here
 
 
+@pytest.mark.slow  # loads the real SmolLM2 weights
 def test_cpu_training_benchmark_measures_every_ratio(smollm2_cache):
     """The bf16 benchmark runs end to end on the real SmolLM2 (one small step, four questions)
     and reports every ratio it prints; no thresholds, timings are noisy."""
